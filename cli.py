@@ -1,0 +1,8 @@
+"""The `esrgan` command: one flat command set, each room contributing its own commands."""
+
+import typer
+
+from models.cli import app as models_app
+
+app = typer.Typer(help="ESRGAN super-resolution: upscale, convert weights, train, and serve.", no_args_is_help=True)
+app.add_typer(models_app)

@@ -1,0 +1,1 @@
+"""Networks and everything that turns weights into pixels."""
