@@ -1,0 +1,501 @@
+// The page: pick an image, choose alpha, run jobs, keep one result per alpha, compare, preview crops, download.
+import { Aborted, ApiError, createApi } from "./api.js";
+import { createCompare } from "./compare.js";
+
+const config = JSON.parse(document.getElementById("config").textContent);
+const $ = (id) => document.getElementById(id);
+
+// Quick preview: at most this many input pixels per side of the visible area, plus a margin of context so the crop's
+// edges look like the whole-image result; the margin is cut off again before showing it.
+const PREVIEW_SIDE = 160;
+const PREVIEW_MARGIN = 8;
+
+const ui = {
+  body: document.body,
+  fileInput: $("file-input"),
+  fileInfo: $("file-info"),
+  fileError: $("file-error"),
+  model: $("model"),
+  alpha: $("alpha"),
+  alphaValue: $("alpha-value"),
+  previewMode: $("preview-mode"),
+  start: $("start"),
+  cancel: $("cancel"),
+  progress: $("progress"),
+  progressBar: $("progress-bar"),
+  progressFill: $("progress-fill"),
+  progressPercent: $("progress-percent"),
+  statusText: $("status-text"),
+  error: $("error"),
+  chips: $("chips"),
+  resultsEmpty: $("results-empty"),
+  download: $("download"),
+  resultMeta: $("result-meta"),
+  viewer: $("viewer"),
+  tagAfter: $("tag-after"),
+  zoomLevel: $("zoom-level"),
+  dropOverlay: $("drop-overlay"),
+  keyDialog: $("key-dialog"),
+  keyInput: $("key-input"),
+  keyMessage: $("key-message"),
+};
+
+const state = {
+  file: null, // {file, name, stem, width, height, url}
+  results: new Map(), // "model|format|alpha" -> {url, blob, filename, alpha, seconds}
+  shownKey: null,
+  job: null, // {id, controller} of the whole-image job
+  preview: null, // {controller, alpha}
+};
+
+const compare = createCompare({
+  viewer: ui.viewer,
+  beforeWorld: $("before-world"),
+  afterWorld: $("after-world"),
+  afterLayer: $("after-layer"),
+  beforeImg: $("before-img"),
+  afterImg: $("after-img"),
+  previewBox: $("preview-box"),
+  previewImg: $("preview-img"),
+  divider: $("divider"),
+});
+
+const api = createApi({ header: config.api_key_header, keyRequired: config.api_key_required, askKey });
+
+// ---------- small helpers ----------
+
+const alpha = () => Number(ui.alpha.value);
+const alphaText = (a) => a.toFixed(2);
+const format = () => document.querySelector('input[name="format"]:checked').value;
+const model = () => ui.model.value;
+const scale = () => Number(ui.model.selectedOptions[0]?.dataset.scale || 4);
+const resultKey = (a = alpha()) => `${model()}|${format()}|${alphaText(a)}`;
+
+function formatBytes(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+const megapixels = (pixels) => `${(pixels / 1e6).toFixed(pixels < 1e5 ? 2 : 1)} MP`;
+
+function show(element, text) {
+  element.textContent = text;
+  element.hidden = !text;
+}
+
+function setState(name) {
+  ui.body.dataset.state = name;
+}
+
+// ---------- choosing a file ----------
+
+const EXTENSIONS = { "image/png": [".png"], "image/jpeg": [".jpg", ".jpeg"], "image/webp": [".webp"] };
+
+/** Refuses, before any upload, what the server would refuse: wrong type, too many bytes, too many pixels. */
+async function inspect(file) {
+  const name = `“${file.name}”`;
+  const byName = Object.entries(EXTENSIONS).find(([, exts]) => exts.some((e) => file.name.toLowerCase().endsWith(e)));
+  const type = file.type || byName?.[0] || "";
+  if (!config.accept.includes(type)) {
+    const what = file.type ? `a ${file.type} file` : "not a recognised image type";
+    throw new Error(`${name} is ${what}. This page takes PNG, JPEG or WebP images.`);
+  }
+  if (file.size > config.limits.max_upload_bytes) {
+    throw new Error(
+      `${name} is ${formatBytes(file.size)}; the server accepts files up to ${formatBytes(config.limits.max_upload_bytes)}.`,
+    );
+  }
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    throw new Error(`${name} could not be read as an image; the file may be damaged or not really a ${type}.`);
+  }
+  const { width, height } = bitmap;
+  bitmap.close();
+  if (width * height > config.limits.max_pixels) {
+    throw new Error(
+      `${name} is ${width} × ${height} pixels (${megapixels(width * height)}); ` +
+        `the server accepts up to ${megapixels(config.limits.max_pixels)}.`,
+    );
+  }
+  return { width, height };
+}
+
+async function chooseFile(file) {
+  if (!file) return;
+  show(ui.fileError, "");
+  show(ui.error, "");
+  let dims;
+  try {
+    dims = await inspect(file);
+  } catch (err) {
+    show(ui.fileError, err.message);
+    setState(state.file ? ui.body.dataset.state : "empty");
+    return;
+  }
+  abortAll();
+  forgetResults();
+  if (state.file) URL.revokeObjectURL(state.file.url);
+  const stem = file.name.replace(/\.[^.]+$/, "") || "image";
+  state.file = { file, name: file.name, stem, ...dims, url: URL.createObjectURL(file) };
+  ui.fileInfo.hidden = false;
+  $("info-name").textContent = file.name;
+  $("info-name").title = file.name;
+  $("info-size").textContent = formatBytes(file.size);
+  $("info-dims").textContent = `${dims.width} × ${dims.height} px`;
+  updateOutputSize();
+  compare.load(state.file.url, dims.width * scale(), dims.height * scale());
+  ui.viewer.dataset.mode = "input";
+  ui.progress.hidden = true;
+  setState("ready");
+  refresh();
+}
+
+function updateOutputSize() {
+  if (!state.file) return;
+  const s = scale();
+  const { width, height } = state.file;
+  $("info-output").textContent = `${width * s} × ${height * s} px (×${s}, ${megapixels(width * height * s * s)})`;
+}
+
+function forgetResults() {
+  for (const r of state.results.values()) URL.revokeObjectURL(r.url);
+  state.results.clear();
+  state.shownKey = null;
+  compare.clearPreview();
+  if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
+  state.previewUrl = null;
+}
+
+// Drop anywhere: the overlay shows while something is dragged over the window.
+let dragDepth = 0;
+const hasFiles = (event) => [...(event.dataTransfer?.types || [])].includes("Files");
+window.addEventListener("dragenter", (event) => {
+  if (!hasFiles(event)) return;
+  event.preventDefault();
+  dragDepth += 1;
+  ui.dropOverlay.hidden = false;
+});
+window.addEventListener("dragover", (event) => {
+  if (!hasFiles(event)) return;
+  event.preventDefault();
+  event.dataTransfer.dropEffect = "copy";
+});
+window.addEventListener("dragleave", () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (!dragDepth) ui.dropOverlay.hidden = true;
+});
+window.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dragDepth = 0;
+  ui.dropOverlay.hidden = true;
+  const files = event.dataTransfer?.files;
+  if (files?.length) chooseFile(files[0]);
+});
+ui.fileInput.addEventListener("change", () => {
+  chooseFile(ui.fileInput.files[0]);
+  ui.fileInput.value = "";
+});
+
+// ---------- the whole-image job ----------
+
+async function runWhole() {
+  if (!state.file || state.job) return;
+  const a = alpha();
+  const key = resultKey(a);
+  if (state.results.has(key)) return showResult(key);
+  const controller = new AbortController();
+  state.job = { id: null, controller };
+  show(ui.error, "");
+  setState("uploading");
+  progress({ label: "Uploading…", done: 0, total: 0 });
+  ui.cancel.hidden = false;
+  refresh();
+  const started = performance.now();
+  try {
+    const params = { alpha: alphaText(a), model: model(), format: format() };
+    const { job } = await api.submit(state.file.file, state.file.name, params, controller.signal);
+    state.job.id = job.id;
+    const end = await api.follow(job.id, (s) => progress(describeJob(s)), controller.signal);
+    if (end.status === "cancelled") {
+      progress({ label: "Cancelled.", done: 0, total: 0 });
+      setState("cancelled");
+      return;
+    }
+    if (end.status === "failed") throw new ApiError(plainJobError(end.error));
+    const image = await api.result(job.id, controller.signal);
+    const seconds = (performance.now() - started) / 1000;
+    state.results.set(key, {
+      ...image,
+      url: URL.createObjectURL(image.blob),
+      alpha: a,
+      seconds,
+      filename: image.filename || `${state.file.stem}_x${scale()}_a${alphaText(a)}.${extension(format())}`,
+    });
+    progress({ label: `Done in ${seconds.toFixed(1)} s`, done: 1, total: 1 });
+    setState("finished");
+    if (resultKey() === key) showResult(key);
+    renderChips();
+  } catch (err) {
+    if (err instanceof Aborted) return;
+    fail(err);
+  } finally {
+    if (state.job?.controller === controller) state.job = null;
+    ui.cancel.hidden = true;
+    refresh();
+  }
+}
+
+const extension = (fmt) => (fmt === "jpeg" ? "jpg" : fmt);
+
+/** Reads a job state into the progress line; the server reports tiles done/total and the place in the queue. */
+function describeJob(s) {
+  const done = s.progress?.done ?? 0;
+  const total = s.progress?.total ?? 0;
+  if (s.status === "queued") {
+    const place = s.position ?? s.queue_position;
+    const label = place > 0 ? `Queued: ${place} job${place === 1 ? "" : "s"} ahead` : "Queued: starting next";
+    return { label, done: 0, total: 0 };
+  }
+  if (s.status === "started") {
+    return { label: total ? `Upscaling: tile ${done} of ${total}` : "Upscaling: loading the model…", done, total };
+  }
+  if (s.status === "finished") return { label: "Fetching the result…", done: 1, total: 1 };
+  return { label: s.status, done, total };
+}
+
+function plainJobError(message) {
+  return message ? `The server could not upscale this image: ${message}` : "The server could not upscale this image.";
+}
+
+function progress({ label, done, total }) {
+  ui.progress.hidden = false;
+  const percent = total ? Math.round((100 * done) / total) : 0;
+  ui.progressFill.style.width = `${percent}%`;
+  ui.progressBar.setAttribute("aria-valuenow", String(percent));
+  ui.progressBar.classList.toggle("indeterminate", !total && ui.body.dataset.state !== "cancelled");
+  ui.progressPercent.textContent = total ? `${percent}%` : "";
+  ui.statusText.textContent = label;
+}
+
+function fail(err) {
+  const message = err instanceof ApiError || err instanceof Error ? err.message : String(err);
+  show(ui.error, message);
+  ui.progress.hidden = true;
+  setState("error");
+}
+
+async function cancelJob() {
+  const job = state.job;
+  if (!job) return;
+  job.controller.abort();
+  state.job = null;
+  progress({ label: "Cancelling…", done: 0, total: 0 });
+  try {
+    if (job.id) await api.cancel(job.id);
+    progress({ label: "Cancelled.", done: 0, total: 0 });
+    ui.progressBar.classList.remove("indeterminate");
+    setState("cancelled");
+  } catch (err) {
+    fail(err);
+  }
+  ui.cancel.hidden = true;
+  refresh();
+}
+
+function abortAll() {
+  if (state.job) cancelJob();
+  state.preview?.controller.abort();
+  state.preview = null;
+}
+
+// ---------- results per alpha ----------
+
+function showResult(key) {
+  const r = state.results.get(key);
+  if (!r) return;
+  state.shownKey = key;
+  compare.showAfter(r.url);
+  compare.clearPreview();
+  ui.viewer.dataset.mode = "compare";
+  ui.tagAfter.textContent = `ESRGAN · α ${alphaText(r.alpha)}`;
+  ui.download.hidden = false;
+  ui.download.href = r.url;
+  ui.download.download = r.filename;
+  ui.download.textContent = `Download ${r.filename}`;
+  ui.resultMeta.textContent = `${format().toUpperCase()} · ${formatBytes(r.blob.size)} · computed in ${r.seconds.toFixed(1)} s`;
+  renderChips();
+}
+
+function renderChips() {
+  const mine = [...state.results.entries()]
+    .filter(([key]) => key.startsWith(`${model()}|${format()}|`))
+    .sort((a, b) => a[1].alpha - b[1].alpha);
+  ui.chips.replaceChildren(
+    ...mine.map(([key, r]) => {
+      const chip = document.createElement("button");
+      chip.type = "button";
+      chip.className = "chip";
+      chip.textContent = `α ${alphaText(r.alpha)}`;
+      chip.setAttribute("aria-pressed", String(key === state.shownKey));
+      chip.addEventListener("click", () => {
+        ui.alpha.value = String(r.alpha);
+        onAlphaInput();
+      });
+      return chip;
+    }),
+  );
+  ui.resultsEmpty.hidden = mine.length > 0;
+}
+
+// ---------- alpha and the quick preview ----------
+
+function onAlphaInput() {
+  const a = alpha();
+  ui.alphaValue.textContent = alphaText(a);
+  ui.alpha.setAttribute("aria-valuetext", `${alphaText(a)} (${a < 0.34 ? "faithful" : a > 0.66 ? "detailed" : "balanced"})`);
+  const key = resultKey(a);
+  if (state.results.has(key)) showResult(key);
+  else if (state.preview?.alpha !== a) compare.clearPreview();
+  if (!state.results.has(key) && state.shownKey) {
+    ui.tagAfter.textContent = `ESRGAN · α ${alphaText(state.results.get(state.shownKey).alpha)} (not α ${alphaText(a)} yet)`;
+  }
+  renderChips();
+  refresh();
+}
+
+/** Upscales only the visible part of the input at the new alpha, and lays it over the area it covers. */
+async function runPreview() {
+  const a = alpha();
+  if (!ui.previewMode.checked || !state.file || state.results.has(resultKey(a))) return;
+  state.preview?.controller.abort();
+  const controller = new AbortController();
+  state.preview = { controller, alpha: a };
+  const s = scale();
+  const { width, height } = state.file;
+  const visible = compare.visibleRect();
+  const inner = centredBox(visible.x / s, visible.y / s, visible.w / s, visible.h / s, width, height);
+  const outer = {
+    x: Math.max(0, inner.x - PREVIEW_MARGIN),
+    y: Math.max(0, inner.y - PREVIEW_MARGIN),
+  };
+  outer.w = Math.min(width, inner.x + inner.w + PREVIEW_MARGIN) - outer.x;
+  outer.h = Math.min(height, inner.y + inner.h + PREVIEW_MARGIN) - outer.y;
+  ui.viewer.classList.add("previewing");
+  ui.tagAfter.textContent = `Previewing α ${alphaText(a)}…`;
+  try {
+    const crop = await cropPng(outer);
+    const params = { alpha: alphaText(a), model: model(), format: "png", wait: "true" };
+    const answer = await api.submit(crop, `${state.file.stem}_crop.png`, params, controller.signal);
+    let image = answer.image;
+    if (!image) {
+      const end = await api.follow(answer.job.id, () => {}, controller.signal);
+      if (end.status !== "finished") throw new ApiError(plainJobError(end.error));
+      image = await api.result(answer.job.id, controller.signal);
+    }
+    if (state.preview?.controller !== controller || alpha() !== a) return;
+    if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
+    state.previewUrl = URL.createObjectURL(image.blob);
+    const times = (r) => ({ x: r.x * s, y: r.y * s, w: r.w * s, h: r.h * s });
+    compare.showPreview(state.previewUrl, times(outer), times(inner));
+    ui.viewer.dataset.mode = "compare";
+    const rest = state.shownKey ? `rest α ${alphaText(state.results.get(state.shownKey).alpha)}` : "rest not upscaled";
+    ui.tagAfter.textContent = `Preview α ${alphaText(a)} in the outlined area · ${rest}`;
+  } catch (err) {
+    if (!(err instanceof Aborted)) fail(err);
+  } finally {
+    if (state.preview?.controller === controller) state.preview = null;
+    ui.viewer.classList.remove("previewing");
+    refresh();
+  }
+}
+
+/** The largest box of at most PREVIEW_SIDE per side, centred in the visible area, in whole input pixels. */
+function centredBox(x, y, w, h, width, height) {
+  const bw = Math.max(1, Math.min(PREVIEW_SIDE, Math.floor(w)));
+  const bh = Math.max(1, Math.min(PREVIEW_SIDE, Math.floor(h)));
+  const bx = Math.min(width - bw, Math.max(0, Math.round(x + (w - bw) / 2)));
+  const by = Math.min(height - bh, Math.max(0, Math.round(y + (h - bh) / 2)));
+  return { x: bx, y: by, w: bw, h: bh };
+}
+
+async function cropPng(box) {
+  const bitmap = await createImageBitmap(state.file.file, box.x, box.y, box.w, box.h);
+  const canvas = document.createElement("canvas");
+  canvas.width = box.w;
+  canvas.height = box.h;
+  canvas.getContext("2d").drawImage(bitmap, 0, 0);
+  bitmap.close();
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+}
+
+// ---------- API key prompt ----------
+
+function askKey(message) {
+  return new Promise((resolve) => {
+    ui.keyMessage.textContent = message;
+    ui.keyInput.value = "";
+    const done = (value) => {
+      ui.keyDialog.removeEventListener("close", onClose);
+      $("key-cancel").removeEventListener("click", onCancel);
+      if (ui.keyDialog.open) ui.keyDialog.close();
+      resolve(value);
+    };
+    const onClose = () => done(ui.keyDialog.returnValue === "cancel" ? null : ui.keyInput.value.trim() || null);
+    const onCancel = () => {
+      ui.keyDialog.returnValue = "cancel";
+      done(null);
+    };
+    ui.keyDialog.returnValue = "";
+    ui.keyDialog.addEventListener("close", onClose);
+    $("key-cancel").addEventListener("click", onCancel);
+    ui.keyDialog.showModal();
+    ui.keyInput.focus();
+  });
+}
+
+$("key-button").addEventListener("click", () =>
+  api.changeKey("Enter the API key for this server. It is kept for this browser tab only.").catch(() => {}),
+);
+
+// ---------- wiring ----------
+
+/** Puts every control in the state that matches the data: what can be started, what is shown. */
+function refresh() {
+  const cached = state.results.has(resultKey());
+  ui.start.disabled = !state.file || Boolean(state.job) || cached;
+  if (!state.file) ui.start.textContent = "Upscale";
+  else if (cached) ui.start.textContent = `Showing α ${alphaText(alpha())}`;
+  else if (state.job) ui.start.textContent = "Upscaling…";
+  else ui.start.textContent = `Upscale ×${scale()} at α ${alphaText(alpha())}`;
+}
+
+function updateZoomLabel() {
+  const { ratio, width } = compare.state();
+  ui.zoomLevel.textContent = width ? `${Math.round(ratio * 100)}%` : "–";
+}
+
+ui.alpha.addEventListener("input", onAlphaInput);
+ui.alpha.addEventListener("change", runPreview);
+ui.model.addEventListener("change", () => {
+  updateOutputSize();
+  if (state.file) {
+    compare.load(state.file.url, state.file.width * scale(), state.file.height * scale());
+    ui.viewer.dataset.mode = "input";
+    state.shownKey = null;
+  }
+  onAlphaInput();
+});
+for (const radio of document.querySelectorAll('input[name="format"]')) radio.addEventListener("change", onAlphaInput);
+ui.start.addEventListener("click", runWhole);
+ui.cancel.addEventListener("click", cancelJob);
+$("zoom-fit").addEventListener("click", () => compare.fit());
+$("zoom-1").addEventListener("click", () => compare.actualSize());
+$("zoom-in").addEventListener("click", () => compare.zoomIn());
+$("zoom-out").addEventListener("click", () => compare.zoomOut());
+compare.onChange(updateZoomLabel);
+ui.alpha.value = String(config.default_alpha);
+onAlphaInput();
+document.documentElement.dataset.ready = "true";
