@@ -1,0 +1,171 @@
+"""`fetch` against a real HTTP server on 127.0.0.1 serving files the test makes: good, corrupt, failing, resumed."""
+
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from models.download import ChecksumError, DownloadError, fetch, name_prefix
+
+DATA = os.urandom(300_000)
+DIGEST = hashlib.sha256(DATA).hexdigest()
+
+
+@dataclass
+class Behaviour:
+    """What the server does; the test changes it and reads `requests` (path, Range header) afterwards."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    errors: int = 0  # answer this many requests with 503 first
+    cut_after: int | None = None  # send only this many body bytes once, then drop the connection
+    honour_range: bool = True
+    content_type: str = "application/octet-stream"
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: "Server"
+
+    def do_GET(self) -> None:
+        b = self.server.behaviour
+        b.requests.append((self.path, self.headers.get("Range")))
+        if b.errors:
+            b.errors -= 1
+            self.send_error(503, "busy")
+            return
+        if self.path not in b.files:
+            self.send_error(404)
+            return
+        data = b.files[self.path]
+        start = 0
+        if (spec := self.headers.get("Range")) and b.honour_range:
+            start = int(spec.removeprefix("bytes=").rstrip("-"))
+            if start >= len(data):
+                self.send_error(416)
+                return
+        body = data[start:]
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Type", b.content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if b.cut_after is not None:
+            body, b.cut_after = body[: b.cut_after], None
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class Server(ThreadingHTTPServer):
+    behaviour: Behaviour
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, Behaviour]]:
+    httpd = Server(("127.0.0.1", 0), Handler)
+    httpd.behaviour = Behaviour(files={"/good.pth": DATA})
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd.behaviour
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_good_file_is_verified_cached_and_renamed(server, tmp_path: Path, capsys) -> None:
+    base, b = server
+    dest = tmp_path / "cache" / "good.pth"
+    assert fetch(f"{base}/good.pth", dest, sha256=DIGEST, backoff=0) == dest
+    assert dest.read_bytes() == DATA
+    assert not dest.with_name("good.pth.part").exists()
+    assert "good.pth" in capsys.readouterr().err  # the progress bar
+    fetch(f"{base}/good.pth", dest, sha256=DIGEST, backoff=0)
+    assert len(b.requests) == 1  # the verified copy in the cache is reused
+
+
+def test_corrupt_file_is_refused_and_deleted(server, tmp_path: Path) -> None:
+    base, b = server
+    b.files["/bad.pth"] = DATA[:-1] + bytes([DATA[-1] ^ 1])
+    dest = tmp_path / "bad.pth"
+    with pytest.raises(ChecksumError, match=rf"refused and deleted.*expected {DIGEST}"):
+        fetch(f"{base}/bad.pth", dest, sha256=DIGEST, progress=False, backoff=0)
+    assert not dest.exists() and not (tmp_path / "bad.pth.part").exists()
+
+
+def test_basicsr_name_prefix_is_verified(server, tmp_path: Path) -> None:
+    base, b = server
+    good, wrong = f"/net-{DIGEST[:8]}.pth", "/net-00000000.pth"
+    b.files |= {good: DATA, wrong: DATA}
+    assert name_prefix(good) == DIGEST[:8] and name_prefix("RealESRGAN_x4plus.pth") is None
+    assert fetch(base + good, tmp_path / good[1:], progress=False, backoff=0).read_bytes() == DATA
+    with pytest.raises(ChecksumError, match="expected one starting 00000000"):
+        fetch(base + wrong, tmp_path / wrong[1:], progress=False, backoff=0)
+    assert not (tmp_path / wrong[1:]).exists()
+
+
+def test_server_errors_are_retried(server, tmp_path: Path) -> None:
+    base, b = server
+    b.errors = 2
+    fetch(f"{base}/good.pth", tmp_path / "good.pth", sha256=DIGEST, progress=False, backoff=0)
+    assert (tmp_path / "good.pth").read_bytes() == DATA
+    assert len(b.requests) == 3
+
+
+def test_persistent_server_error_gives_a_clear_error(server, tmp_path: Path) -> None:
+    base, b = server
+    b.errors = 100
+    with pytest.raises(DownloadError, match=r"gave up after 3 attempts \(HTTP Error 503.*put it at"):
+        fetch(f"{base}/good.pth", tmp_path / "good.pth", sha256=DIGEST, progress=False, attempts=3, backoff=0)
+    assert len(b.requests) == 3 and not (tmp_path / "good.pth").exists()
+
+
+def test_missing_file_is_not_retried(server, tmp_path: Path) -> None:
+    base, b = server
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        fetch(f"{base}/nothing.pth", tmp_path / "nothing.pth", progress=False, backoff=0)
+    assert len(b.requests) == 1
+
+
+def test_partial_file_is_resumed_with_range(server, tmp_path: Path) -> None:
+    base, b = server
+    (tmp_path / "good.pth.part").write_bytes(DATA[:123_456])
+    fetch(f"{base}/good.pth", tmp_path / "good.pth", sha256=DIGEST, progress=False, backoff=0)
+    assert b.requests == [("/good.pth", "bytes=123456-")]
+    assert (tmp_path / "good.pth").read_bytes() == DATA
+
+
+def test_dropped_connection_resumes_where_it_stopped(server, tmp_path: Path) -> None:
+    base, b = server
+    b.cut_after = 100_000
+    fetch(f"{base}/good.pth", tmp_path / "good.pth", sha256=DIGEST, progress=False, backoff=0)
+    assert b.requests == [("/good.pth", None), ("/good.pth", "bytes=100000-")]
+    assert (tmp_path / "good.pth").read_bytes() == DATA
+
+
+def test_server_without_range_support_starts_over(server, tmp_path: Path) -> None:
+    base, b = server
+    b.honour_range = False
+    (tmp_path / "good.pth.part").write_bytes(b"stale bytes from another file")
+    fetch(f"{base}/good.pth", tmp_path / "good.pth", sha256=DIGEST, progress=False, backoff=0)
+    assert (tmp_path / "good.pth").read_bytes() == DATA
+
+
+def test_damaged_cache_entry_is_fetched_again(server, tmp_path: Path) -> None:
+    base, b = server
+    (tmp_path / "good.pth").write_bytes(b"not it")
+    fetch(f"{base}/good.pth", tmp_path / "good.pth", sha256=DIGEST, progress=False, backoff=0)
+    assert (tmp_path / "good.pth").read_bytes() == DATA and len(b.requests) == 1
+
+
+def test_web_page_instead_of_weights_is_refused(server, tmp_path: Path) -> None:
+    base, b = server
+    b.content_type = "text/html; charset=utf-8"
+    with pytest.raises(DownloadError, match="web page"):
+        fetch(f"{base}/good.pth", tmp_path / "good.pth", progress=False, backoff=0)
+    assert not (tmp_path / "good.pth").exists()
