@@ -1,0 +1,106 @@
+"""The FastAPI app: settings -> storage, job queue (Redis or in-process), model catalog, routers, web UI.
+
+`create_app()` is the factory `esrgan serve` runs; tests call it with their own Settings. Everything it builds
+hangs off `app.state` (jobs, storage, catalog, metrics, templates) and reaches routes through `service.deps`.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from prometheus_client import CollectorRegistry
+
+from service.deps import Jobs
+from service.local import LocalJobs
+from service.metrics import JobsCollector, RequestMetrics
+from service.pairs import load_catalog
+from service.queue import QueueUnavailable, RedisJobs
+from service.routes import errors, health, jobs, models, pages, upscale
+from service.settings import Settings, get_settings
+from service.storage import Storage
+from web import STATIC_DIR, TEMPLATES_DIR
+
+log = logging.getLogger(__name__)
+
+MULTIPART_SLACK = 64 * 1024  # multipart framing around the file; the file itself is checked exactly after reading
+
+
+def housekeeping(jobs: Jobs, storage: Storage, settings: Settings) -> None:
+    """Settle jobs whose worker died, then remove files of jobs that ended more than the result TTL ago."""
+    jobs.reap()
+    storage.expire(settings.result_ttl, keep=jobs.active_ids())
+
+
+async def maintain(jobs: Jobs, storage: Storage, settings: Settings) -> None:
+    every = min(settings.heartbeat, max(1.0, settings.result_ttl / 2))
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await run_in_threadpool(housekeeping, jobs, storage, settings)
+        except QueueUnavailable as exc:
+            log.warning("housekeeping skipped: %s", exc)
+        except Exception:
+            log.exception("housekeeping failed")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    explicit = settings is not None
+    settings = settings or get_settings()
+    storage = Storage(settings.storage_dir)
+    job_queue: Jobs = RedisJobs(settings) if settings.redis_url else LocalJobs(settings, storage)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.catalog = await run_in_threadpool(load_catalog, settings)
+        if isinstance(job_queue, LocalJobs):
+            await run_in_threadpool(job_queue.start)  # loads the weights; a failure stops the server here
+        task = asyncio.create_task(maintain(job_queue, storage, settings))
+        try:
+            yield
+        finally:
+            task.cancel()
+            await run_in_threadpool(job_queue.close)
+
+    app = FastAPI(
+        title="ESRGAN upscaling service",
+        summary="4x super-resolution with per-request network interpolation (ESRGAN, Wang et al. 2018).",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=settings.max_upload_bytes + MULTIPART_SLACK,
+    )
+    if explicit:
+        app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings, app.state.storage, app.state.jobs = settings, storage, job_queue
+
+    app.state.metrics = CollectorRegistry()
+    app.state.metrics.register(
+        JobsCollector(job_queue.stats, job_queue.depth, job_queue.workers, errors=(QueueUnavailable,))
+    )
+    app.add_middleware(RequestMetrics, registry=app.state.metrics)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["X-API-Key", "Authorization"],
+            expose_headers=["Content-Disposition", "Location"],
+        )
+    errors.install(app, settings.max_upload_bytes)
+
+    for router in (upscale.router, jobs.router, models.router, health.router):
+        app.include_router(router)
+
+    # The web UI (web/): static files at /static, the page at /. The web room owns these files.
+    app.state.templates = None
+    if (TEMPLATES_DIR / "index.html").is_file():
+        app.state.templates = Jinja2Templates(directory=TEMPLATES_DIR)
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(pages.router)
+    return app

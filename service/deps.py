@@ -1,0 +1,56 @@
+"""FastAPI dependencies: each a small function plus an `Annotated` alias, so a route's signature lists what it uses."""
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from service.local import LocalJobs
+from service.pairs import ModelInfo
+from service.queue import RedisJobs
+from service.settings import Settings, get_settings
+from service.storage import Storage
+
+Jobs = RedisJobs | LocalJobs
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_jobs(request: Request) -> Jobs:
+    return request.app.state.jobs
+
+
+def get_storage(request: Request) -> Storage:
+    return request.app.state.storage
+
+
+def get_catalog(request: Request) -> dict[str, ModelInfo]:
+    return request.app.state.catalog
+
+
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+CatalogDep = Annotated[dict[str, ModelInfo], Depends(get_catalog)]
+
+
+def require_api_key(
+    settings: SettingsDep,
+    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> None:
+    """With `ESRGAN_API_KEY` set, refuse calls without it (401). Compared in constant time."""
+    if settings.api_key is None:
+        return
+    given = x_api_key
+    if given is None and authorization and authorization.lower().startswith("bearer "):
+        given = authorization[7:].strip()
+    expected = settings.api_key.get_secret_value()
+    if not given or not secrets.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            status_code=401,
+            detail="This server needs an API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+ApiKey = Depends(require_api_key)

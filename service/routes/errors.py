@@ -1,0 +1,53 @@
+"""Every error is JSON `{"detail": "<a sentence a person can act on>"}` (422 adds the raw `errors` list)."""
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from service.queue import QueueUnavailable
+from service.settings import MB
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+ERRORS: dict[int | str, dict] = {
+    401: {"model": ErrorBody, "description": "API key missing or wrong (only when the server has one)"},
+    404: {"model": ErrorBody, "description": "No such job (never existed, removed, or expired)"},
+    413: {"model": ErrorBody, "description": "Upload larger than the limit"},
+    415: {"model": ErrorBody, "description": "Not an image this server can read"},
+    422: {"model": ErrorBody, "description": "Bad parameter (alpha outside [0, 1], unknown model...)"},
+    503: {"model": ErrorBody, "description": "The job queue is unreachable"},
+}
+
+
+def describe_validation(errors: list[dict]) -> str:
+    parts = []
+    for error in errors:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "body"))
+        given = f" (got {error['input']!r})" if "input" in error and not isinstance(error["input"], dict) else ""
+        parts.append(f"{where}: {error.get('msg', 'invalid')}{given}" if where else error.get("msg", "invalid"))
+    return "Invalid request: " + "; ".join(parts) + "."
+
+
+def install(app: FastAPI, max_upload_bytes: int) -> None:
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        detail = exc.detail
+        if exc.status_code == 413 and detail == "Content Too Large":  # Starlette's body limit, in our words
+            detail = f"The upload is larger than this server accepts ({max_upload_bytes / MB:g} MB)."
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = jsonable_encoder(exc.errors(), exclude={"ctx", "url"})
+        return JSONResponse({"detail": describe_validation(errors), "errors": errors}, status_code=422)
+
+    async def queue_down(request: Request, exc: QueueUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": f"The job queue is unavailable, try again later ({exc})."}, status_code=503)
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(QueueUnavailable, queue_down)

@@ -1,0 +1,14 @@
+"""GET /models: the pairs this server offers, their scale, architecture and provenance."""
+
+from fastapi import APIRouter
+
+from service.deps import ApiKey, CatalogDep
+from service.pairs import ModelInfo
+
+router = APIRouter(tags=["models"], dependencies=[ApiKey])
+
+
+@router.get("/models", response_model=list[ModelInfo])
+def list_models(catalog: CatalogDep) -> list[ModelInfo]:
+    """The configured model pairs; the first is the default, unavailable ones say why."""
+    return list(catalog.values())

@@ -1,0 +1,141 @@
+"""POST /upscale: validate the upload and its parameters, store it, queue a job; with `wait=true`, answer the image."""
+
+import asyncio
+import re
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+from uuid import uuid4
+
+from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep, StorageDep
+from service.queue import TERMINAL, JobInfo, JobState, QueueUnavailable, Size
+from service.routes.errors import ERRORS
+from service.settings import MB
+
+router = APIRouter(tags=["jobs"], dependencies=[ApiKey])
+
+Format = Literal["png", "webp", "jpeg"]
+MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
+EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
+
+
+def download_name(client_name: str | None, fmt: str, scale: int) -> str:
+    """`photo_x4.png` from the client's `photo.jpg`: used in Content-Disposition only, never as a storage path."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(client_name or "").stem).strip("._-")[:64] or "image"
+    return f"{stem}_x{scale}.{EXTENSIONS[fmt]}"
+
+
+def decode_upload(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """Width and height of an upload the workers can read, or HTTPException 415 (not an image we can read)."""
+    from models.images import ImageError, read_image
+
+    if not data:
+        raise HTTPException(415, "The uploaded file is empty; send an image (PNG, JPEG or WebP).")
+    try:
+        picture = read_image(data, max_pixels=max_pixels)
+    except ImageError as exc:
+        raise HTTPException(415, f"The upload cannot be used: {exc}") from exc
+    height, width = picture.array.shape[:2]
+    return width, height
+
+
+def with_urls(request: Request, info: JobInfo) -> JobInfo:
+    urls = {"status_url": request.app.url_path_for("get_job", job_id=info.id)}
+    if info.state == JobState.FINISHED:
+        urls["result_url"] = request.app.url_path_for("get_result", job_id=info.id)
+    return info.model_copy(update=urls)
+
+
+def result_response(info: JobInfo, path: Path) -> FileResponse:
+    return FileResponse(path, media_type=MEDIA_TYPES[info.format], filename=info.filename)
+
+
+@router.post(
+    "/upscale",
+    status_code=202,
+    response_model=JobInfo,
+    responses={
+        200: {"description": "With `wait=true`: the upscaled image", "content": {t: {} for t in MEDIA_TYPES.values()}},
+        **ERRORS,
+    },
+)
+async def upscale(
+    request: Request,
+    file: Annotated[UploadFile, File(description="The image to upscale: PNG, JPEG or WebP.")],
+    settings: SettingsDep,
+    jobs: JobsDep,
+    storage: StorageDep,
+    catalog: CatalogDep,
+    alpha: Annotated[
+        float | None,
+        Query(ge=0.0, le=1.0, allow_inf_nan=False, description="0 = PSNR network (smooth), 1 = GAN network (sharp)"),
+    ] = None,
+    model: Annotated[str | None, Query(description="A pair from GET /models; default: the server's first")] = None,
+    fmt: Annotated[Format, Query(alias="format", description="Encoding of the result")] = "png",
+    tile: Annotated[int | None, Query(ge=16, le=4096, description="Tile size in input pixels")] = None,
+    wait: Annotated[bool, Query(description="Answer with the image itself once the job finishes")] = False,
+) -> Response:
+    """Queue an upscaling job (202 with its id and URLs), or with `wait=true` wait for it and answer the image."""
+    model = model or settings.default_model
+    pair = catalog.get(model)
+    if pair is None:
+        raise HTTPException(422, f"Unknown model {model!r}; this server offers: {', '.join(catalog)}.")
+    if not pair.available or pair.scale is None:
+        raise HTTPException(422, f"Model {model!r} is not available on this server: {pair.error}")
+    data = await file.read()
+    if len(data) > settings.max_upload_bytes:
+        limit = settings.max_upload_bytes / MB
+        raise HTTPException(413, f"The upload is larger than this server accepts ({limit:g} MB).")
+    width, height = await run_in_threadpool(decode_upload, data, settings.max_pixels)
+    job_id = uuid4().hex
+    info = JobInfo(
+        id=job_id,
+        state=JobState.QUEUED,
+        model=model,
+        alpha=settings.default_alpha if alpha is None else alpha,
+        format=fmt,
+        tile=tile,
+        filename=download_name(file.filename, fmt, pair.scale),
+        input=Size(width=width, height=height),
+        output=Size(width=width * pair.scale, height=height * pair.scale),
+    )
+    await run_in_threadpool(storage.put, job_id, "input", data)
+    try:
+        await run_in_threadpool(jobs.submit, job_id, info)
+    except QueueUnavailable:
+        await run_in_threadpool(storage.remove, job_id)
+        raise
+    if wait:
+        return await wait_for_result(request, jobs, storage, job_id, settings.wait_timeout)
+    status_url = request.app.url_path_for("get_job", job_id=job_id)
+    body = with_urls(request, info).model_dump(mode="json")
+    return JSONResponse(body, status_code=202, headers={"Location": status_url})
+
+
+async def wait_for_result(
+    request: Request, jobs: JobsDep, storage: StorageDep, job_id: str, timeout: float
+) -> Response:
+    """Poll the job until it ends: the image (200), the failure (500, or 409 if cancelled), or 202 after `timeout`."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        info = await run_in_threadpool(jobs.get, job_id)
+        if info is None:
+            raise HTTPException(404, "The job disappeared while waiting for it (removed by another request).")
+        if info.state in TERMINAL or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    if info.state == JobState.FINISHED:
+        return result_response(info, storage.path_for(job_id, f"result.{info.format}"))
+    if info.state == JobState.FAILED:
+        raise HTTPException(500, f"The job failed: {info.error}")
+    if info.state == JobState.CANCELLED:
+        raise HTTPException(409, "The job was cancelled before it finished.")
+    body = with_urls(request, info).model_dump(mode="json")
+    body["detail"] = f"Still {info.state.value} after {timeout:g} s; poll the status URL for the result."
+    return JSONResponse(body, status_code=202, headers={"Location": body["status_url"]})

@@ -1,0 +1,115 @@
+"""Every setting of the service and its workers, typed in one place and read from `ESRGAN_*` environment variables.
+
+The API process and `esrgan worker` read the same settings, so one `.env` file (or one compose `environment:` block)
+configures both. Hand them out through `get_settings()`; tests build a `Settings(...)` and pass it to `create_app`.
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One model pair the service offers: a registry name, or a name with our own PSNR and GAN files."""
+
+    name: str
+    psnr: Path | None = None  # None: `name` is looked up in models.registry
+    gan: Path | None = None
+
+
+def _default_weights() -> list[str]:
+    from models.registry import DEFAULT_PAIR
+
+    return [DEFAULT_PAIR]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ESRGAN_", env_file=".env", extra="ignore")
+
+    # Queue: unset means jobs run on worker threads inside the API process (one command, no Redis).
+    redis_url: str | None = None
+    queue_name: str = "esrgan"
+    # Inputs and results, shared by the API and every worker (a volume in compose).
+    storage_dir: Path = Path("data/jobs")
+    # Model pairs, comma-separated. An entry is a registry name (`esrgan-compact-x4`) or `NAME=PSNR_FILE+GAN_FILE`.
+    # The first entry is the default for requests that do not name a model.
+    weights: Annotated[list[str], NoDecode] = Field(default_factory=_default_weights)
+    default_alpha: float = Field(0.8, ge=0.0, le=1.0, allow_inf_nan=False)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    tile: int | None = Field(None, ge=16)  # None: the engine picks a tile size for the device
+    max_upload_bytes: int = Field(20 * MB, gt=0)
+    max_pixels: int = Field(4_000_000, gt=0)  # input pixels; the output has scale^2 times as many
+    result_ttl: int = Field(3600, gt=0)  # seconds a finished or failed job and its files are kept
+    job_timeout: int = Field(3600, gt=0)  # seconds one job may run before the worker gives up on it
+    worker_concurrency: int = Field(1, ge=1)  # worker threads (in-process mode) or processes (`esrgan worker`)
+    # Seconds between worker heartbeats; a job whose worker misses about three of them is retried once, then failed.
+    heartbeat: int = Field(10, ge=1)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    api_key: SecretStr | None = None  # when set, every API call needs `X-API-Key: ...` or `Authorization: Bearer ...`
+    wait_timeout: float = Field(120.0, gt=0)  # seconds `POST /upscale?wait=true` waits before answering 202
+
+    @field_validator("weights", "cors_origins", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        """Comma-separated environment values become lists (`a,b` rather than JSON `["a","b"]`)."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _parse_weights(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one model pair is needed")
+        entries = [parse_weights_entry(item) for item in value]
+        names = [entry.name for entry in entries]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique, got {names}")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _strong_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("the API key must be at least 16 characters (try `openssl rand -hex 16`)")
+        return value
+
+    @model_validator(mode="after")
+    def _safe_cors(self) -> "Settings":
+        if "*" in self.cors_origins and self.api_key is not None:
+            raise ValueError("CORS origin '*' together with an API key would let any web page use the key")
+        return self
+
+    @property
+    def weight_entries(self) -> list[WeightsEntry]:
+        return [parse_weights_entry(item) for item in self.weights]
+
+    @property
+    def default_model(self) -> str:
+        return self.weight_entries[0].name
+
+
+def parse_weights_entry(item: str) -> WeightsEntry:
+    """`esrgan-compact-x4` -> registry entry; `mine=/w/psnr.safetensors+/w/gan.safetensors` -> our own pair."""
+    if "=" not in item:
+        return WeightsEntry(item)
+    name, _, files = item.partition("=")
+    psnr, plus, gan = files.partition("+")
+    if not name or not plus or not psnr or not gan:
+        raise ValueError(f"weights entry {item!r} must look like NAME=PSNR_FILE+GAN_FILE")
+    for path in (psnr, gan):
+        if not Path(path).is_file():
+            raise ValueError(f"weights entry {item!r}: {path} is not a file")
+    return WeightsEntry(name.strip(), Path(psnr), Path(gan))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
