@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from models import registry
 from models.download import ChecksumError, DownloadError, fetch, name_prefix
+from models.registry import DEFAULT_PAIR, PAIRS, FileSpec, PairSpec, default_cache_dir, download_pair, resolve_pair
 
 DATA = os.urandom(300_000)
 DIGEST = hashlib.sha256(DATA).hexdigest()
@@ -169,3 +171,63 @@ def test_web_page_instead_of_weights_is_refused(server, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="web page"):
         fetch(f"{base}/good.pth", tmp_path / "good.pth", progress=False, backoff=0)
     assert not (tmp_path / "good.pth").exists()
+
+
+# --- the registry of known pairs, downloaded from the same local server ---------------------------------------------
+
+
+def test_registry_entries_are_consistent() -> None:
+    assert DEFAULT_PAIR in PAIRS
+    for name, pair in PAIRS.items():
+        for spec in (pair.psnr, pair.gan):
+            assert spec.url is None or spec.url.endswith("/" + spec.filename), name
+            if prefix := name_prefix(spec.filename):
+                assert (spec.sha256 or spec.sha256_prefix or "").startswith(prefix), spec.filename
+            assert spec.bundled == (name == DEFAULT_PAIR)
+            assert spec.url or spec.bundled or spec.note, f"{spec.filename}: no URL and no manual instructions"
+
+
+def test_default_cache_dir(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path))
+    assert default_cache_dir() == tmp_path
+    monkeypatch.delenv("ESRGAN_CACHE_DIR")
+    assert default_cache_dir() == Path.home() / ".cache" / "esrgan"
+
+
+def test_resolve_pair_says_how_to_get_missing_files(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path / "weights")
+    with pytest.raises(ValueError, match="unknown model pair 'nope'; known pairs: esrgan-compact-x4"):
+        resolve_pair("nope")
+    with pytest.raises(FileNotFoundError, match="Run `esrgan weights download realesrgan-x4plus` first"):
+        resolve_pair("realesrgan-x4plus", tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"official-150ff491\.pth is missing\. Hosted on Google Drive only"):
+        resolve_pair("esrgan-official-x4", tmp_path)
+    with pytest.raises(FileNotFoundError, match="The embedded weights have not been trained and added yet"):
+        resolve_pair(DEFAULT_PAIR)
+    for spec in (PAIRS[DEFAULT_PAIR].psnr, PAIRS[DEFAULT_PAIR].gan):
+        (tmp_path / "weights").mkdir(exist_ok=True)
+        (tmp_path / "weights" / spec.filename).write_bytes(b"x")
+    assert resolve_pair(DEFAULT_PAIR) == (
+        tmp_path / "weights" / PAIRS[DEFAULT_PAIR].psnr.filename,
+        tmp_path / "weights" / PAIRS[DEFAULT_PAIR].gan.filename,
+    )
+
+
+def test_download_pair_fetches_and_verifies(server, monkeypatch, tmp_path: Path) -> None:
+    base, _ = server
+    manual = f"psnr-{DIGEST[:8]}.pth"
+    pair = PairSpec(
+        psnr=FileSpec(manual, None, "basicsr", 4, provenance="test", sha256_prefix=DIGEST[:8], note="by hand"),
+        gan=FileSpec("good.pth", f"{base}/good.pth", "basicsr", 4, provenance="test", sha256=DIGEST),
+        note="test pair",
+    )
+    monkeypatch.setitem(PAIRS, "test-pair", pair)
+    with pytest.raises(DownloadError, match=rf"{manual} cannot be downloaded automatically\. by hand"):
+        download_pair("test-pair", tmp_path, progress=False)
+    (tmp_path / manual).write_bytes(b"something else")
+    with pytest.raises(ChecksumError, match=f"expected one starting {DIGEST[:8]}"):
+        download_pair("test-pair", tmp_path, progress=False)
+    (tmp_path / manual).write_bytes(DATA)
+    assert download_pair("test-pair", tmp_path, progress=False) == (tmp_path / manual, tmp_path / "good.pth")
+    assert (tmp_path / "good.pth").read_bytes() == DATA
+    assert resolve_pair("test-pair", tmp_path) == (tmp_path / manual, tmp_path / "good.pth")
