@@ -120,12 +120,16 @@ def test_missing_weights_offline_say_where_to_put_them(tmp_path: Path, monkeypat
         vgg19_weights_path(path=tmp_path / "elsewhere.pth")
 
 
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def test_found_in_cache_or_downloaded_and_verified(tmp_path: Path, monkeypatch) -> None:
     served = tmp_path / "served"
     served.mkdir()
     torch.save(torchvision_layout(), served / "vgg19.pth")
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(QuietHandler, directory=str(served))
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
