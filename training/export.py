@@ -1,0 +1,69 @@
+"""Exports of trained generators: our safetensors format with training metadata, and ONNX on request."""
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.checkpoints import build_generator, save_generator
+from training.config import ConfigError
+
+
+def save_from_state(path: Path, state: dict[str, Any], ema: bool = False) -> Path:
+    """Write G (or its EMA) of a training checkpoint dict with config, iterations, data and validation metadata."""
+    sd = state.get("ema") if ema else state["g"]
+    if sd is None:
+        raise ConfigError("this run kept no EMA of G (train.ema_decay was 0): export without --ema")
+    config = state["config"]
+    save_generator(
+        path,
+        sd,
+        stage=state["stage"],
+        provenance=f"esrgan train {config['name']} ({'EMA of G' if ema else 'G'}), {state['step']} iterations",
+        extra={
+            "config": config,
+            "iterations": state["step"],
+            "data": state.get("data", {}),
+            "validation": state.get("val", {}),
+            "ema": ema,
+        },
+    )
+    return path
+
+
+def export_generators(run_dir: Path, state: dict[str, Any]) -> list[Path]:
+    """The end-of-run exports: g_<stage>.safetensors, plus g_<stage>_ema.safetensors when an EMA was kept."""
+    stage = state["stage"]
+    written = [save_from_state(run_dir / f"g_{stage}.safetensors", state)]
+    if state.get("ema") is not None:
+        written.append(save_from_state(run_dir / f"g_{stage}_ema.safetensors", state, ema=True))
+    return written
+
+
+def export_onnx(sd: dict[str, torch.Tensor], path: Path, opset: int = 17) -> Path:
+    """ONNX with dynamic batch, height and width (TorchScript exporter: dynamo=True needs onnxscript)."""
+    model = build_generator(sd).eval()
+    example = torch.rand(1, model.config.in_ch, 16, 16)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    torch.onnx.export(
+        model,
+        (example,),
+        str(path),
+        input_names=["lr"],
+        output_names=["sr"],
+        dynamic_axes={"lr": axes, "sr": axes},
+        opset_version=opset,
+        dynamo=False,
+    )
+    return path
+
+
+def export_run(run_dir: Path, output: Path, ema: bool = False, onnx: bool = False) -> list[Path]:
+    from training.train import load_run
+
+    state = load_run(run_dir)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    written = [save_from_state(output, state, ema=ema)]
+    if onnx:
+        written.append(export_onnx(state["ema"] if ema else state["g"], output.with_suffix(".onnx")))
+    return written

@@ -1,0 +1,409 @@
+"""One training loop for both ESRGAN stages; the stage only decides which loss terms are added up.
+
+Stage psnr: L = w_pix * L1. Stage gan: L_G = w_percep * L1(VGG19 conv5_4 pre-activation) + w_gan * L_G^Ra + w_pix * L1,
+then one discriminator step on the relativistic average loss.
+
+A run directory holds `config.yaml` (resolved), `checkpoint.pt` (a plain dict: weights, optimisers, step, config, RNG
+states), `log.csv`, `val.csv`, and at the end the exported generator(s) `g_<stage>.safetensors` (+ `_ema`).
+The learning rate is a pure function of the step and the data order a pure function of (seed, sample number), so a
+checkpoint's step is all the scheduler and sampler state there is: `--resume` replays the exact same batches.
+"""
+
+import contextlib
+import copy
+import csv
+import hashlib
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from models.checkpoints import infer_config, load_state_dict
+from models.discriminator import VGGDiscriminator
+from models.rrdbnet import RRDBConfig, RRDBNet
+from training.config import Config, ConfigError, OptimConfig, from_dict
+from training.data import PairedPatches, list_images, make_loader, read_rgb
+from training.export import export_generators
+
+CHECKPOINT = "checkpoint.pt"
+LOG_FIELDS = ["step", "lr_g", "l_pix", "l_percep", "l_gan", "l_g", "l_d", "d_real", "d_fake", "it_s", "wall_s"]
+
+
+def lr_at(step: int, o: OptimConfig) -> float:
+    """Learning rate for the iteration after `step` completed ones."""
+    if o.schedule == "constant":
+        return o.lr
+    if o.schedule == "multistep":
+        return o.lr * o.gamma ** sum(step >= m for m in o.milestones)
+    start = 0  # cosine_restart, as BasicSR's CosineAnnealingRestartLR
+    for period, weight in zip(o.periods, o.restart_weights, strict=True):
+        if step < start + period:
+            return o.eta_min + weight * 0.5 * (o.lr - o.eta_min) * (1 + math.cos(math.pi * (step - start) / period))
+        start += period
+    return o.eta_min
+
+
+def ragan_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Relativistic average D loss: BCE(C(x_r) - E[C(x_f)], 1) + BCE(C(x_f) - E[C(x_r)], 0), halved as the official
+    code does (the 5e-3 weight of the paper was tuned with that halving)."""
+    ones, zeros = torch.ones_like(real), torch.zeros_like(fake)
+    loss_real = F.binary_cross_entropy_with_logits(real - fake.mean(), ones)
+    loss_fake = F.binary_cross_entropy_with_logits(fake - real.mean(), zeros)
+    return (loss_real + loss_fake) / 2
+
+
+def ragan_g_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """The symmetric generator form: both terms depend on C(x_f), so G learns from real and fake logits."""
+    ones, zeros = torch.ones_like(real), torch.zeros_like(fake)
+    loss_real = F.binary_cross_entropy_with_logits(real - fake.mean(), zeros)
+    loss_fake = F.binary_cross_entropy_with_logits(fake - real.mean(), ones)
+    return (loss_real + loss_fake) / 2
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device is {name!r} but CUDA is not available here")
+    return device
+
+
+def set_threads(threads: int) -> None:
+    threads = threads or int(os.environ.get("ESRGAN_THREADS", "0") or 0)
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def perceptual_network(config: Config, device: torch.device) -> nn.Module | None:
+    """VGG19 up to conv5_4 (before its ReLU), frozen; None when the perceptual weight is 0."""
+    if config.loss.perceptual <= 0:
+        return None
+    from models import vgg
+
+    path = Path(config.loss.vgg_weights) if config.loss.vgg_weights else vgg.default_weights_path()
+    if not path.is_file():
+        raise SystemExit(
+            f"VGG19 weights for the perceptual loss not found at {path}.\n"
+            f"Put ImageNet VGG19 weights there ({vgg.WEIGHTS_HINT}) or set loss.vgg_weights to their path; "
+            "to train without the perceptual term, set loss.perceptual: 0 (e.g. -s loss.perceptual=0)."
+        )
+    net = vgg.VGG19Features(weights=path).to(device).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+def initial_generator(config: Config) -> RRDBNet:
+    m = config.model
+    g = RRDBNet(RRDBConfig(nf=m.nf, nb=m.nb, gc=m.gc, scale=m.scale))
+    if config.train.init_g:
+        path = Path(config.train.init_g)
+        if path.is_dir():
+            path = path / "g_psnr.safetensors"
+        if not path.is_file():
+            raise ConfigError(f"train.init_g: {path} does not exist (train stage 1 first, or point at G_PSNR)")
+        sd = load_state_dict(path)
+        if infer_config(sd) != g.config:
+            raise ConfigError(f"train.init_g: {path} holds {infer_config(sd)}, the config asks for {g.config}")
+        g.load_state_dict(sd, strict=True)
+    return g
+
+
+class Validator:
+    """PSNR-Y (crop = scale) of the generator on a folder of HR images, their LR made with MATLAB bicubic once."""
+
+    def __init__(self, folder: Path, scale: int, max_images: int = 0) -> None:
+        from training.bicubic import downscale_uint8
+
+        images = list_images(folder)[: max_images or None]
+        if not images:
+            raise ConfigError(f"data.val_dir: {folder} holds no images")
+        self.scale = scale
+        self.pairs = []
+        for path in images:
+            hr = read_rgb(path)
+            hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
+            self.pairs.append((downscale_uint8(hr, scale), hr))
+
+    @torch.no_grad()
+    def __call__(self, g: nn.Module, device: torch.device, channels_last: bool) -> float:
+        from training.metrics import psnr_y
+
+        was_training = g.training
+        g.eval()
+        scores = []
+        for lr, hr in self.pairs:
+            x = torch.from_numpy(lr.transpose(2, 0, 1).copy()).float().div(255).unsqueeze(0).to(device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            sr = g(x).float().clamp(0, 1).mul(255).round().byte()[0].permute(1, 2, 0).cpu().numpy()
+            scores.append(psnr_y(sr, hr, crop=self.scale))
+        g.train(was_training)
+        return float(np.mean(scores))
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def data_provenance(train_dir: Path, dataset: PairedPatches) -> dict[str, Any]:
+    manifest = (train_dir / "manifest.tsv").read_bytes()
+    sources = sorted({s.source for s in dataset.subs})
+    return {
+        "train_dir": str(train_dir),
+        "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
+        "sub_images": len(dataset.subs),
+        "source_images": len(sources),
+    }
+
+
+class StopFlag:
+    """SIGTERM or Ctrl-C asks the loop to stop after the current iteration (checkpoint first); a second Ctrl-C
+    interrupts at once."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.set and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __enter__(self) -> "StopFlag":
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Atomic: a crash while writing leaves the previous checkpoint intact."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run (or continue) training to `config.train.iters`; returns the final checkpoint dict."""
+    from tqdm import tqdm
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / CHECKPOINT
+    checkpoint = None
+    if resume:
+        if not ckpt_path.is_file():
+            raise ConfigError(f"--resume: {ckpt_path} does not exist")
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        saved = from_dict(checkpoint["config"], str(ckpt_path))
+        if asdict(saved.model) != asdict(config.model) or saved.train.stage != config.train.stage:
+            raise ConfigError(
+                f"--resume: {ckpt_path} was trained with model {asdict(saved.model)}, stage {saved.train.stage}; "
+                f"the config asks for {asdict(config.model)}, stage {config.train.stage}"
+            )
+    elif ckpt_path.exists():
+        raise ConfigError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --run-dir")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+    t, d_cfg, loss_w = config.train, config.data, config.loss
+    set_threads(t.threads)
+    device = pick_device(t.device)
+    torch.manual_seed(t.seed)
+    np.random.seed(t.seed)
+    random.seed(t.seed)
+    memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+    amp = t.amp and device.type == "cuda"
+
+    if not d_cfg.train_dir:
+        raise ConfigError("data.train_dir is empty: prepare data with `esrgan data prepare` and point at it")
+    train_dir = Path(d_cfg.train_dir)
+    dataset = PairedPatches(
+        train_dir,
+        config.model.scale,
+        d_cfg.patch,
+        seed=t.seed,
+        flip=d_cfg.flip,
+        rotate=d_cfg.rotate,
+        min_gradient=d_cfg.min_gradient,
+        max_redraws=d_cfg.max_redraws,
+    )
+    validator = Validator(Path(d_cfg.val_dir), config.model.scale, d_cfg.val_max_images) if d_cfg.val_dir else None
+    vgg = perceptual_network(config, device)
+
+    g = (initial_generator(config) if checkpoint is None else RRDBNet(RRDBConfig(**_arch(config)))).to(device)
+    g = g.to(memory_format=memory_format)
+    use_d = t.stage == "gan" and loss_w.gan > 0
+    d = VGGDiscriminator(3, config.model.d_nf).to(device).to(memory_format=memory_format) if use_d else None
+    ema = copy.deepcopy(g).eval().requires_grad_(False) if t.ema_decay > 0 else None
+    opt_g = torch.optim.Adam(g.parameters(), lr=config.optim_g.lr, betas=tuple(config.optim_g.betas))
+    opt_d = torch.optim.Adam(d.parameters(), lr=config.optim_d.lr, betas=tuple(config.optim_d.betas)) if d else None
+    step, val_metrics = 0, {}
+    if checkpoint is not None:
+        g.load_state_dict(checkpoint["g"])
+        opt_g.load_state_dict(checkpoint["opt_g"])
+        if d is not None:
+            d.load_state_dict(checkpoint["d"])
+            opt_d.load_state_dict(checkpoint["opt_d"])
+        if ema is not None and checkpoint.get("ema") is not None:
+            ema.load_state_dict(checkpoint["ema"])
+        step, val_metrics = checkpoint["step"], checkpoint.get("val", {})
+        set_rng_state(checkpoint["rng"])
+    g.train()
+
+    def state() -> dict[str, Any]:
+        return {
+            "stage": t.stage,
+            "step": step,
+            "config": config.to_dict(),
+            "g": g.state_dict(),
+            "d": d.state_dict() if d else None,
+            "ema": ema.state_dict() if ema else None,
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict() if opt_d else None,
+            "rng": rng_state(),
+            "val": val_metrics,
+            "data": data_provenance(train_dir, dataset),
+        }
+
+    def validate() -> None:
+        if validator is None:
+            return
+        val_metrics.update(step=step, psnr_y=validator(g, device, t.channels_last))
+        if ema is not None:
+            val_metrics["psnr_y_ema"] = validator(ema, device, t.channels_last)
+        _append_csv(run_dir / "val.csv", ["step", "psnr_y", "psnr_y_ema"], val_metrics)
+
+    loader = make_loader(dataset, d_cfg.batch, step, d_cfg.workers, d_cfg.prefetch, pin_memory=device.type == "cuda")
+    batches = iter(loader)
+    bar = tqdm(total=t.iters, initial=step, desc=f"{config.name} ({t.stage})", disable=not progress, smoothing=0.05)
+    last_log_time, last_log_step, start_time = time.perf_counter(), step, time.perf_counter()
+    with StopFlag() as stop:
+        while step < t.iters and not stop.set:
+            lr_img, hr = next(batches)
+            lr_img = lr_img.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            hr = hr.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            for group in opt_g.param_groups:
+                group["lr"] = lr_at(step, config.optim_g)
+            if opt_d is not None:
+                for group in opt_d.param_groups:
+                    group["lr"] = lr_at(step, config.optim_d)
+
+            # Generator step.
+            losses: dict[str, torch.Tensor] = {}
+            if d is not None:
+                d.requires_grad_(False)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                sr = g(lr_img)
+                total = torch.zeros((), device=device)
+                if loss_w.pixel > 0:
+                    losses["l_pix"] = F.l1_loss(sr.float(), hr)
+                    total = total + loss_w.pixel * losses["l_pix"]
+                if vgg is not None:
+                    with torch.no_grad():
+                        target_features = vgg(hr)
+                    losses["l_percep"] = F.l1_loss(vgg(sr).float(), target_features.float())
+                    total = total + loss_w.perceptual * losses["l_percep"]
+                if d is not None:
+                    with torch.no_grad():
+                        real_logits = d(hr).float()
+                    losses["l_gan"] = ragan_g_loss(real_logits, d(sr).float())
+                    total = total + loss_w.gan * losses["l_gan"]
+            losses["l_g"] = total
+            opt_g.zero_grad(set_to_none=True)
+            total.backward()
+            opt_g.step()
+
+            # Discriminator step, one per G step.
+            if d is not None:
+                d.requires_grad_(True)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    real_logits = d(hr).float()
+                    fake_logits = d(sr.detach()).float()
+                    losses["l_d"] = ragan_d_loss(real_logits, fake_logits)
+                opt_d.zero_grad(set_to_none=True)
+                losses["l_d"].backward()
+                opt_d.step()
+                losses["d_real"], losses["d_fake"] = real_logits.mean().detach(), fake_logits.mean().detach()
+
+            if ema is not None:
+                with torch.no_grad():
+                    for e, p in zip(ema.parameters(), g.parameters(), strict=True):
+                        e.lerp_(p, 1 - t.ema_decay)
+                    for e, b in zip(ema.buffers(), g.buffers(), strict=True):
+                        e.copy_(b)
+            step += 1
+            bar.update(1)
+
+            if step % t.log_every == 0 or step == t.iters:
+                now = time.perf_counter()
+                values = {k: float(v.detach()) for k, v in losses.items()}
+                if not all(math.isfinite(v) for v in values.values()):
+                    save_checkpoint(run_dir / "checkpoint_nonfinite.pt", state())
+                    raise FloatingPointError(f"step {step}: non-finite loss {values}; state saved for inspection")
+                row = {
+                    "step": step,
+                    "lr_g": opt_g.param_groups[0]["lr"],
+                    **values,
+                    "it_s": (step - last_log_step) / max(now - last_log_time, 1e-9),
+                    "wall_s": now - start_time,
+                }
+                _append_csv(run_dir / "log.csv", LOG_FIELDS, row)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k in ("l_pix", "l_g", "l_d")})
+                last_log_time, last_log_step = now, step
+            if step % t.val_every == 0 or step == t.iters:
+                validate()
+            if step % t.ckpt_every == 0:
+                save_checkpoint(ckpt_path, state())
+    bar.close()
+    final = state()
+    save_checkpoint(ckpt_path, final)
+    if step >= t.iters:
+        export_generators(run_dir, final)
+    return final
+
+
+def _arch(config: Config) -> dict[str, int]:
+    m = config.model
+    return {"nf": m.nf, "nb": m.nb, "gc": m.gc, "scale": m.scale}
+
+
+def _append_csv(path: Path, fields: list[str], row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: no {CHECKPOINT} (not a training run directory?)")
+    return torch.load(path, map_location="cpu", weights_only=False)
