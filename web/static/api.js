@@ -124,7 +124,7 @@ export function createApi({ header = "X-API-Key", keyRequired = false, askKey })
       if (signal?.aborted) throw new Aborted();
       const state = await job(id, signal);
       onUpdate(state);
-      if (["finished", "failed", "cancelled"].includes(state.status)) return state;
+      if (["finished", "failed", "cancelled"].includes(state.state)) return state;
       await sleep(POLL_MS, signal);
     }
   }

@@ -27,10 +27,10 @@ const ui = {
   progressPercent: $("progress-percent"),
   statusText: $("status-text"),
   error: $("error"),
+  results: $("results"),
   chips: $("chips"),
-  resultsEmpty: $("results-empty"),
   download: $("download"),
-  resultMeta: $("result-meta"),
+  downloadText: $("download-text"),
   viewer: $("viewer"),
   tagAfter: $("tag-after"),
   zoomLevel: $("zoom-level"),
@@ -147,6 +147,7 @@ async function chooseFile(file) {
   $("info-dims").textContent = `${dims.width} × ${dims.height} px`;
   updateOutputSize();
   compare.load(state.file.url, dims.width * scale(), dims.height * scale());
+  ui.viewer.style.setProperty("--aspect", `${dims.width} / ${dims.height}`);
   ui.viewer.dataset.mode = "input";
   ui.progress.hidden = true;
   setState("ready");
@@ -157,7 +158,9 @@ function updateOutputSize() {
   if (!state.file) return;
   const s = scale();
   const { width, height } = state.file;
-  $("info-output").textContent = `${width * s} × ${height * s} px (×${s}, ${megapixels(width * height * s * s)})`;
+  $("info-output-label").textContent = `Output (×${s})`;
+  $("info-output").textContent = `${width * s} × ${height * s} px`;
+  $("info-output").title = megapixels(width * height * s * s);
 }
 
 function forgetResults() {
@@ -219,12 +222,12 @@ async function runWhole() {
     const { job } = await api.submit(state.file.file, state.file.name, params, controller.signal);
     state.job.id = job.id;
     const end = await api.follow(job.id, (s) => progress(describeJob(s)), controller.signal);
-    if (end.status === "cancelled") {
+    if (end.state === "cancelled") {
       progress({ label: "Cancelled.", done: 0, total: 0 });
       setState("cancelled");
       return;
     }
-    if (end.status === "failed") throw new ApiError(plainJobError(end.error));
+    if (end.state === "failed") throw new ApiError(plainJobError(end.error));
     const image = await api.result(job.id, controller.signal);
     const seconds = (performance.now() - started) / 1000;
     state.results.set(key, {
@@ -254,16 +257,16 @@ const extension = (fmt) => (fmt === "jpeg" ? "jpg" : fmt);
 function describeJob(s) {
   const done = s.progress?.done ?? 0;
   const total = s.progress?.total ?? 0;
-  if (s.status === "queued") {
-    const place = s.position ?? s.queue_position;
+  if (s.state === "queued") {
+    const place = s.position;
     const label = place > 0 ? `Queued: ${place} job${place === 1 ? "" : "s"} ahead` : "Queued: starting next";
     return { label, done: 0, total: 0 };
   }
-  if (s.status === "started") {
+  if (s.state === "started") {
     return { label: total ? `Upscaling: tile ${done} of ${total}` : "Upscaling: loading the model…", done, total };
   }
-  if (s.status === "finished") return { label: "Fetching the result…", done: 1, total: 1 };
-  return { label: s.status, done, total };
+  if (s.state === "finished") return { label: "Fetching the result…", done: 1, total: 1 };
+  return { label: s.state, done, total };
 }
 
 function plainJobError(message) {
@@ -324,8 +327,8 @@ function showResult(key) {
   ui.download.hidden = false;
   ui.download.href = r.url;
   ui.download.download = r.filename;
-  ui.download.textContent = `Download ${r.filename}`;
-  ui.resultMeta.textContent = `${format().toUpperCase()} · ${formatBytes(r.blob.size)} · computed in ${r.seconds.toFixed(1)} s`;
+  ui.downloadText.textContent = `Download ${r.filename} (${formatBytes(r.blob.size)})`;
+  ui.download.title = `${format().toUpperCase()}, ${formatBytes(r.blob.size)}, computed in ${r.seconds.toFixed(1)} s`;
   renderChips();
 }
 
@@ -347,7 +350,7 @@ function renderChips() {
       return chip;
     }),
   );
-  ui.resultsEmpty.hidden = mine.length > 0;
+  ui.results.hidden = mine.length === 0;
 }
 
 // ---------- alpha and the quick preview ----------
@@ -359,6 +362,7 @@ function onAlphaInput() {
   const key = resultKey(a);
   if (state.results.has(key)) showResult(key);
   else if (state.preview?.alpha !== a) compare.clearPreview();
+  if (!state.job && ui.body.dataset.state !== "error") ui.progress.hidden = true;
   if (!state.results.has(key) && state.shownKey) {
     ui.tagAfter.textContent = `ESRGAN · α ${alphaText(state.results.get(state.shownKey).alpha)} (not α ${alphaText(a)} yet)`;
   }
@@ -392,7 +396,7 @@ async function runPreview() {
     let image = answer.image;
     if (!image) {
       const end = await api.follow(answer.job.id, () => {}, controller.signal);
-      if (end.status !== "finished") throw new ApiError(plainJobError(end.error));
+      if (end.state !== "finished") throw new ApiError(plainJobError(end.error));
       image = await api.result(answer.job.id, controller.signal);
     }
     if (state.preview?.controller !== controller || alpha() !== a) return;
