@@ -118,8 +118,9 @@ def detect(sd: StateDict, path: str | Path = "<state dict>") -> Layout:
         if all(k in sd for k in keys):
             return layout
     lacking = "; ".join(f"{lay.value} needs {[k for k in keys if k not in sd]}" for lay, keys in SIGNATURES.items())
-    found = sorted(sd)[:6]
-    raise CheckpointError(f"{path}: not an ESRGAN/RRDBNet generator of any known layout ({lacking}); found {found}...")
+    found = sorted(sd)
+    shown = f"{found[:6]}{f' and {len(found) - 6} more' if len(found) > 6 else ''}"
+    raise CheckpointError(f"{path}: not an ESRGAN/RRDBNet generator of any known layout ({lacking}); found {shown}")
 
 
 # --- key renames, one small pure function per layout -----------------------------------------------------------------
