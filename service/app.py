@@ -19,10 +19,11 @@ from prometheus_client import CollectorRegistry
 from service.deps import Jobs
 from service.local import LocalJobs
 from service.metrics import JobsCollector, RequestMetrics
+from service.middleware import UploadLimit
 from service.pairs import load_catalog
 from service.queue import QueueUnavailable, RedisJobs
 from service.routes import errors, health, jobs, models, pages, upscale
-from service.settings import Settings, get_settings
+from service.settings import MB, Settings, get_settings
 from service.storage import Storage
 from web import STATIC_DIR, TEMPLATES_DIR
 
@@ -72,7 +73,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="4x super-resolution with per-request network interpolation (ESRGAN, Wang et al. 2018).",
         version="0.1.0",
         lifespan=lifespan,
-        max_body_size=settings.max_upload_bytes + MULTIPART_SLACK,
     )
     if explicit:
         app.dependency_overrides[get_settings] = lambda: settings
@@ -91,7 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["X-API-Key", "Authorization"],
             expose_headers=["Content-Disposition", "Location"],
         )
-    errors.install(app, settings.max_upload_bytes)
+    errors.install(app)
+    too_large = f"The upload is larger than this server accepts ({settings.max_upload_bytes / MB:g} MB)."
+    app.add_middleware(UploadLimit, max_body_bytes=settings.max_upload_bytes + MULTIPART_SLACK, message=too_large)
 
     for router in (upscale.router, jobs.router, models.router, health.router):
         app.include_router(router)

@@ -45,12 +45,14 @@ def pair_paths(entry: WeightsEntry) -> tuple[Path, Path]:
 def describe(entry: WeightsEntry, default: bool) -> ModelInfo:
     from models.checkpoints import load_checkpoint
 
-    description = None
+    description, registry_provenance = None, {}
     if entry.psnr is None:
         from models.registry import PAIRS
 
         spec = PAIRS.get(entry.name)
-        description = getattr(spec, "description", None)
+        if spec is not None:
+            description = spec.note
+            registry_provenance = {"psnr": spec.psnr.provenance, "gan": spec.gan.provenance}
     try:
         files = {}
         for stage, path in zip(("psnr", "gan"), pair_paths(entry), strict=True):
@@ -59,7 +61,7 @@ def describe(entry: WeightsEntry, default: bool) -> ModelInfo:
                 file=path.name,
                 layout=str(loaded.layout),
                 stage=loaded.metadata.get("stage"),
-                provenance=loaded.metadata.get("provenance"),
+                provenance=loaded.metadata.get("provenance") or registry_provenance.get(stage),
             )
             config = loaded.config
     except Exception as exc:  # a broken or missing pair is reported, not fatal: the others still serve

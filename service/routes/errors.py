@@ -8,7 +8,6 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from service.queue import QueueUnavailable
-from service.settings import MB
 
 
 class ErrorBody(BaseModel):
@@ -34,12 +33,9 @@ def describe_validation(errors: list[dict]) -> str:
     return "Invalid request: " + "; ".join(parts) + "."
 
 
-def install(app: FastAPI, max_upload_bytes: int) -> None:
+def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        detail = exc.detail
-        if exc.status_code == 413 and detail == "Content Too Large":  # Starlette's body limit, in our words
-            detail = f"The upload is larger than this server accepts ({max_upload_bytes / MB:g} MB)."
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = jsonable_encoder(exc.errors(), exclude={"ctx", "url"})

@@ -1,0 +1,173 @@
+"""Real components for the service tests: a redis-server on a free port, `esrgan serve` / `esrgan worker` processes,
+tiny model pairs written with our checkpoint format, and small test images."""
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import torch
+from PIL import Image
+
+from models.checkpoints import save_generator
+from models.rrdbnet import RRDBConfig, RRDBNet
+
+ESRGAN = str(Path(sys.executable).parent / "esrgan")
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
+    """Poll `check()` until it returns something truthy; fail the test with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+def make_pair(directory: Path, name: str, nf: int = 8, nb: int = 1, gc: int = 4, seed: int = 0) -> str:
+    """Write a PSNR/GAN pair (the GAN one a perturbed copy, as if fine-tuned) and return its ESRGAN_WEIGHTS entry."""
+    torch.manual_seed(seed)
+    psnr = RRDBNet(RRDBConfig(nf=nf, nb=nb, gc=gc)).state_dict()
+    gan = {k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v for k, v in psnr.items()}
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = directory / f"{name}_psnr.safetensors", directory / f"{name}_gan.safetensors"
+    save_generator(paths[0], psnr, stage="psnr", provenance="service tests, random")
+    save_generator(paths[1], gan, stage="gan", provenance="service tests, random")
+    return f"{name}={paths[0]}+{paths[1]}"
+
+
+def png_bytes(width: int, height: int, seed: int = 0, fmt: str = "PNG") -> bytes:
+    rng = np.random.default_rng(seed)
+    image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+class Process:
+    """A child process with its output in a log file (shown when a test fails)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._out = log.open("wb")
+        self.popen = subprocess.Popen(args, env=env, stdout=self._out, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no handler runs, as when the kernel's out-of-memory killer strikes."""
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(10)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.popen.terminate()
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._out.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def service_env(tmp: Path, weights: str, **settings: Any) -> dict[str, str]:
+    """The environment of a service process: ESRGAN_* settings only, no proxy (loopback must stay direct)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESRGAN_") and "proxy" not in k.lower()}
+    env.update({"ESRGAN_WEIGHTS": weights, "ESRGAN_STORAGE_DIR": str(tmp / "storage"), "ESRGAN_HEARTBEAT": "1"})
+    env.update({f"ESRGAN_{k.upper()}": str(v) for k, v in settings.items()})
+    env["OMP_NUM_THREADS"] = "1"  # several processes share two cores
+    return env
+
+
+@contextmanager
+def redis_server(tmp: Path) -> Iterator[str]:
+    """A throwaway redis-server on a free loopback port (never the system's 6379); yields its URL."""
+    assert REDIS_SERVER, "redis-server is not installed (apt-get install redis-server)"
+    port = free_port()
+    args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = Process([*args, "--dir", str(tmp)], dict(os.environ), tmp / f"redis-{port}.log")
+    try:
+        wait_until(lambda: _answers(port), 10, "redis-server to accept connections")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.stop()
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(7) == b"+PONG\r\n"
+    except OSError:
+        return False
+
+
+@contextmanager
+def api_server(env: dict[str, str], log: Path, ready: bool = True) -> Iterator[httpx.Client]:
+    """`esrgan serve` on a free port; yields a client once /healthz (and, if `ready`, /readyz) answers 200."""
+    port = free_port()
+    proc = Process([ESRGAN, "serve", "--port", str(port), "--log-level", "warning"], env, log)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False)
+    try:
+        wait_until(lambda: _status(client, "/healthz") == 200 or not proc.alive(), 90, "the API to start")
+        assert proc.alive(), f"esrgan serve exited:\n{proc.output()}"
+        if ready:
+            wait_until(lambda: _status(client, "/readyz") == 200, 90, f"/readyz:\n{proc.output()}")
+        client.process = proc  # type: ignore[attr-defined]
+        yield client
+    finally:
+        client.close()
+        proc.stop()
+
+
+def _status(client: httpx.Client, path: str) -> int:
+    try:
+        return client.get(path).status_code
+    except httpx.TransportError:
+        return 0
+
+
+def start_worker(env: dict[str, str], log: Path, *args: str) -> Process:
+    return Process([ESRGAN, "worker", *args], env, log)
+
+
+def wait_job(client: httpx.Client, job_id: str, timeout: float = 60, headers: dict | None = None) -> dict:
+    """Poll GET /jobs/{id} until the job ends; returns its last JSON."""
+
+    def ended() -> dict | None:
+        info = client.get(f"/jobs/{job_id}", headers=headers).json()
+        return info if info["state"] in ("finished", "failed", "cancelled") else None
+
+    return wait_until(ended, timeout, f"job {job_id} to end", every=0.1)
