@@ -1,0 +1,120 @@
+"""ONNX export of a PSNR/GAN pair that serves any alpha, and the ONNX Runtime side of the engine.
+
+Alpha is a graph input: the file holds the PSNR weights and the GAN-minus-PSNR deltas, and the graph computes
+w = psnr + alpha * delta for every parameter on each run. The alternative, one session per alpha with the blend
+folded into constant weights (and a small cache of sessions), was measured (benchmarks/RESULTS.md, "Inference
+engine"): building a session for a new alpha costs far more than the blend inside the graph costs per run, and the
+per-tile run time of the two graphs is the same within noise, because ONNX Runtime's CPU convolution repacks its
+weights on each call either way. So one session serves every alpha, and a new alpha costs nothing.
+"""
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from models.checkpoints import StateDict, build_generator
+from models.interpolate import check_alpha, check_compatible
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+
+
+class _Blend(nn.Module):
+    """A parametrization: the stored (PSNR) tensor plus alpha times its GAN delta."""
+
+    def __init__(self, delta: torch.Tensor, owner: list["AlphaBlendNet"]) -> None:
+        super().__init__()
+        self.register_buffer("delta", delta)
+        self.owner = owner  # a list, so the parent is not registered as a submodule of its own parametrization
+
+    def forward(self, original: torch.Tensor) -> torch.Tensor:
+        return original + self.owner[0].alpha * self.delta
+
+
+class AlphaBlendNet(nn.Module):
+    """RRDBNet whose parameters are psnr + alpha * (gan - psnr), computed from a scalar input inside the graph."""
+
+    def __init__(self, psnr: StateDict, gan: StateDict) -> None:
+        super().__init__()
+        check_compatible(psnr, gan)
+        self.net = build_generator(psnr).eval()
+        self.alpha = torch.tensor(0.0)
+        for key in psnr:
+            module_name, _, name = key.rpartition(".")
+            delta = gan[key].float() - psnr[key].float()
+            parametrize.register_parametrization(self.net.get_submodule(module_name), name, _Blend(delta, [self]))
+
+    def forward(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        self.alpha = alpha
+        return self.net(x)
+
+
+def export_onnx(psnr: StateDict, gan: StateDict | None, dest: Path | io.BytesIO) -> None:
+    """Write an ONNX model: inputs `input` (N, C, H, W) float32 [0, 1] and, for a pair, `alpha` (a 0-d float32).
+
+    H and W are dynamic; the output is `output` (N, C, H*scale, W*scale), unclamped like the PyTorch model.
+    """
+    with torch.no_grad():
+        if gan is None:
+            model: nn.Module = build_generator(psnr).eval()
+            args: tuple = (torch.rand(1, model.config.in_ch, 16, 16),)
+            names = ["input"]
+        else:
+            model = AlphaBlendNet(psnr, gan).eval()
+            args = (torch.rand(1, model.net.config.in_ch, 16, 16), torch.tensor(0.5))
+            names = ["input", "alpha"]
+        torch.onnx.export(
+            model,
+            args,
+            dest if isinstance(dest, io.BytesIO) else str(dest),
+            input_names=names,
+            output_names=["output"],
+            dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h4", 3: "w4"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def providers_for(device: str) -> list:
+    """Execution providers for `device`: CUDA only when this onnxruntime build has it and a GPU is visible."""
+    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        index = int(device.split(":")[1]) if ":" in device else 0
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxRunner:
+    """One ONNX Runtime session; maps a float32 batch of tiles to its upscaled batch at the current alpha."""
+
+    def __init__(self, model: bytes | Path, device: str) -> None:
+        wanted = providers_for(device)
+        options = ort.SessionOptions()
+        options.log_severity_level = 4  # a missing CUDA library is reported below in one line, not as a red dump
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(source, options, providers=wanted)
+        if device.startswith("cuda") and self.session.get_providers()[0] != "CUDAExecutionProvider":
+            log.warning("ONNX Runtime cannot use CUDA here (no CUDA/cuDNN libraries it can load): running on the CPU")
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.alpha: np.ndarray | None = None
+
+    @property
+    def takes_alpha(self) -> bool:
+        return "alpha" in self.inputs
+
+    def set_alpha(self, alpha: float) -> None:
+        self.alpha = np.asarray(check_alpha(alpha), dtype=np.float32)
+
+    def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
+        feed = {"input": tiles.contiguous().numpy()}
+        if self.takes_alpha:
+            if self.alpha is None:
+                raise ValueError("call set_alpha() before running a PSNR/GAN pair")
+            feed["alpha"] = self.alpha
+        return torch.from_numpy(self.session.run(["output"], feed)[0])
