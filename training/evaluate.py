@@ -130,7 +130,8 @@ def evaluate(
         raise ValueError(f"gray must be 'raw' or 'rgb', not {gray!r}")
     alphas = sorted({check_alpha(a) for a in alphas} | {0.0, 1.0})
     paths = list_images(data_dir)
-    engine = Engine.from_pair(psnr_path, gan_path, EngineSettings(device=device, tile=tile))
+    # fp32 everywhere: the metrics should not move with the GPU's half-precision rounding
+    engine = Engine.from_pair(psnr_path, gan_path, EngineSettings(device=device, tile=tile, precision="fp32"))
     scale = engine.scale
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "crops").mkdir(exist_ok=True)
