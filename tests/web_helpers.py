@@ -8,7 +8,6 @@ changes it, and a test can compute the exact expected output.
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import httpx
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+from service_helpers import free_port
 
 from models.checkpoints import save_generator
 from models.rrdbnet import RRDBConfig, RRDBNet
@@ -89,12 +89,6 @@ def sample_image(path: Path, size: tuple[int, int] = (96, 64)) -> Path:
         draw.line((w * 0.55, h * (0.65 + i * 0.05), w * 0.92, h * (0.62 + i * 0.06)), fill=(20, 20, 20), width=4)
     img.resize(size, Image.Resampling.LANCZOS).save(path)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

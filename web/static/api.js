@@ -29,6 +29,7 @@ const FALLBACK = {
   415: "The server could not read this file as a supported image.",
   422: "The server refused these settings.",
   429: "The server is busy; try again in a moment.",
+  500: "The server failed on this request (an internal error); try again, and tell its administrator if it repeats.",
   503: "The server's job queue is unavailable right now; try again in a moment.",
 };
 

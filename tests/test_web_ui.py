@@ -1,0 +1,422 @@
+"""The web UI end to end: Debian's Chromium driven by Playwright against the real app under uvicorn (in-process
+queue) with a tiny hand-made model pair. Screenshots go to test-artifacts/web/ (the path is printed at the end)."""
+
+# ruff: noqa: RUF001 (the page shows the multiplication sign and alpha; the tests read what it shows)
+
+import base64
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from web_helpers import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Server,
+    chromium_missing_reason,
+    expected_output,
+    sample_image,
+    start_server,
+    tiny_pair,
+)
+
+MISSING = chromium_missing_reason()
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+
+API_KEY = "web-ui-test-key-0123456789"
+MAX_UPLOAD = 150_000
+MAX_PIXELS = 40_000  # 200 x 200 input pixels
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("web")
+    psnr, gan = tiny_pair(folder)
+    big = folder / "too-many-pixels.png"
+    Image.fromarray(np.full((200, 250, 3), 90, np.uint8)).save(big)
+    heavy = folder / "heavy.png"  # few pixels, many bytes: trailing data after IEND is ignored by decoders
+    sample_image(heavy, (64, 48))
+    heavy.write_bytes(heavy.read_bytes() + bytes(MAX_UPLOAD + 20_000 - heavy.stat().st_size))
+    notes = folder / "notes.txt"
+    notes.write_text("not an image")
+    return {
+        "folder": folder,
+        "psnr": psnr,
+        "gan": gan,
+        "sample": sample_image(folder / "sample.png", (96, 64)),
+        "long": sample_image(folder / "long.png", (192, 160)),
+        "big": big,
+        "heavy": heavy,
+        "notes": notes,
+    }
+
+
+@pytest.fixture(scope="module")
+def server(files: dict[str, Path]) -> Iterator[Server]:
+    # 16 px tiles make even small images take hundreds of network calls, so progress is seen between polls.
+    s = start_server(
+        files["folder"],
+        files["psnr"],
+        files["gan"],
+        max_upload_bytes=str(MAX_UPLOAD),
+        max_pixels=str(MAX_PIXELS),
+        tile="16",
+    )
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(request: pytest.FixtureRequest):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"web UI screenshots: {ARTIFACTS}")
+
+
+def open_page(browser, url: str, **options):
+    """A fresh context and page; page errors (uncaught exceptions) are collected and must stay empty."""
+    context = browser.new_context(accept_downloads=True, **options)
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    page.goto(url)
+    page.wait_for_selector("html[data-ready=true]")
+    return context, page
+
+
+@pytest.fixture
+def desktop(browser, server: Server):
+    context, page = open_page(browser, server.url, viewport=DESKTOP)
+    yield page
+    context.close()
+    assert page.errors == []
+
+
+def drop_file(page, path: Path, mime: str = "image/png") -> bool:
+    """Drops a real File through a DataTransfer on the viewer; returns whether the drop overlay showed meanwhile."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return page.evaluate(
+        """([data, name, type]) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type }));
+            const target = document.getElementById("viewer");
+            const fire = (kind) =>
+                target.dispatchEvent(new DragEvent(kind, { bubbles: true, cancelable: true, dataTransfer: transfer }));
+            fire("dragenter");
+            fire("dragover");
+            const overlay = !document.getElementById("drop-overlay").hidden;
+            fire("drop");
+            return overlay;
+        }""",
+        [data, path.name, mime],
+    )
+
+
+def record_status(page) -> None:
+    """Keep every status line and progress value the page shows, in window.__seen."""
+    page.evaluate(
+        """() => {
+            window.__seen = [];
+            const bar = document.getElementById("progress-bar");
+            const text = document.getElementById("status-text");
+            const note = () => window.__seen.push([text.textContent, Number(bar.getAttribute("aria-valuenow"))]);
+            const observer = new MutationObserver(note);
+            observer.observe(bar, { attributes: true });
+            observer.observe(text, { childList: true, characterData: true, subtree: true });
+        }"""
+    )
+
+
+def wait_finished(page) -> None:
+    """Wait for the job to end; a failure fails the test at once, with the message the page shows."""
+    page.wait_for_selector("body[data-state=finished], body[data-state=error]", timeout=60_000)
+    assert page.get_attribute("body", "data-state") == "finished", page.inner_text("#error")
+
+
+def split(page) -> float:
+    return float(page.get_attribute("#divider", "aria-valuenow"))
+
+
+def rgb(path_or_bytes) -> np.ndarray:
+    source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    return np.asarray(Image.open(source).convert("RGB"), dtype=np.float32) / 255
+
+
+def test_drop_upscale_compare_and_download(desktop, files: dict[str, Path], tmp_path: Path) -> None:
+    page = desktop
+    page.screenshot(path=ARTIFACTS / "desktop-empty.png")
+    assert drop_file(page, files["sample"]), "the drop overlay did not show while dragging"
+    page.wait_for_selector("#file-info:not([hidden])")
+    assert page.inner_text("#info-name") == "sample.png"
+    assert page.inner_text("#info-dims") == "96 × 64 px"
+    assert page.inner_text("#info-output") == "384 × 256 px"
+    assert page.inner_text("#info-size").endswith("KB")
+    assert page.get_attribute("#viewer", "data-mode") == "input"
+
+    # Alpha by keyboard: Home is 0 ("faithful"), each arrow one step of 0.05.
+    page.focus("#alpha")
+    page.keyboard.press("Home")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowLeft")
+    assert page.inner_text("#alpha-value") == "0.00"
+    page.wait_for_selector("#viewer:not(.previewing)")
+
+    record_status(page)
+    page.click("#start")
+    wait_finished(page)
+    assert page.get_attribute("#progress-bar", "aria-valuenow") == "100"
+    assert page.inner_text("#status-text").startswith("Done in")
+    seen = page.evaluate("window.__seen")
+    assert any(re.fullmatch(r"Upscaling: tile \d+ of \d+", label) for label, _ in seen), seen
+    values = [v for label, v in seen if label.startswith("Upscaling: tile")]
+    assert values == sorted(values) and values[-1] <= 100
+
+    # The comparison: input on the left, result on the right, the same size in output pixels.
+    assert page.get_attribute("#viewer", "data-mode") == "compare"
+    assert page.is_visible("#divider")
+    assert page.inner_text("#tag-after") == "ESRGAN · α 0.00"
+    before, after = page.locator("#before-img").bounding_box(), page.locator("#after-img").bounding_box()
+    assert before == after
+
+    # Handle: mouse drag, then keyboard.
+    box = page.locator("#divider .grip").bounding_box()
+    viewer = page.locator("#viewer").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - 200, y, steps=5)
+    page.mouse.up()
+    assert split(page) == pytest.approx(50 - 100 * 200 / viewer["width"], abs=1)
+    page.focus("#divider")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Shift+ArrowRight")
+    assert split(page) == pytest.approx(50 - 100 * 200 / viewer["width"] + 12, abs=1)
+    clip = page.eval_on_selector("#after-layer", "e => e.style.clipPath")
+    assert float(re.search(r"([\d.]+)%", clip).group(1)) == pytest.approx(split(page), abs=0.5)
+    page.screenshot(path=ARTIFACTS / "desktop-compare.png")
+
+    # Zoom to 1:1, then pan: both sides keep the same transform.
+    page.click("#zoom-1")
+    assert page.inner_text("#zoom-level") == "100%"
+    page.click("#zoom-in")
+    page.click("#zoom-in")
+    transform = page.eval_on_selector("#before-world", "e => e.style.transform")
+    page.mouse.move(viewer["x"] + 100, viewer["y"] + 100)
+    page.mouse.down()
+    page.mouse.move(viewer["x"] + 160, viewer["y"] + 140, steps=4)
+    page.mouse.up()
+    moved = page.eval_on_selector("#before-world", "e => e.style.transform")
+    assert moved != transform
+    assert moved == page.eval_on_selector("#after-world", "e => e.style.transform")
+    assert page.locator("#before-img").bounding_box() == page.locator("#after-img").bounding_box()
+
+    # Download: the server's file name, PNG, four times the input size, and the pixels the pair computes at alpha 0.
+    with page.expect_download() as info:
+        page.click("#download")
+    download = info.value
+    assert download.suggested_filename == "sample_x4.png"
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    with Image.open(saved) as image:
+        assert (image.format, image.size) == ("PNG", (384, 256))
+    got, want = rgb(saved), expected_output(rgb(files["sample"]), 0.0)
+    assert np.abs(got - want).mean() < 1 / 255
+
+
+def test_alphas_stay_cached_and_preview_shows_the_visible_crop(desktop, files: dict[str, Path]) -> None:
+    page = desktop
+    page.uncheck("#preview-mode")
+    page.set_input_files("#file-input", files["sample"])
+    page.wait_for_selector("#file-info:not([hidden])")
+    page.focus("#alpha")
+    page.keyboard.press("Home")
+    page.click("#start")
+    wait_finished(page)
+
+    # Zoomed in, only part of the output is on screen: the preview covers that part, at the new alpha.
+    page.check("#preview-mode")
+    page.click("#zoom-1")
+    for _ in range(3):
+        page.click("#zoom-in")
+    track = page.locator("#alpha").bounding_box()
+    page.mouse.click(track["x"] + track["width"] - 2, track["y"] + track["height"] / 2)  # the far end: alpha 1
+    assert page.inner_text("#alpha-value") == "1.00"
+    page.wait_for_selector("#preview-box:not([hidden])", timeout=30_000)
+    page.wait_for_selector("#viewer:not(.previewing)")
+    natural = page.eval_on_selector("#preview-img", "e => [e.naturalWidth, e.naturalHeight]")
+    shown = page.eval_on_selector("#preview-box", "e => [parseFloat(e.style.width), parseFloat(e.style.height)]")
+    assert 0 < shown[0] <= natural[0] < 384 and 0 < shown[1] <= natural[1] <= 256
+    assert natural[0] % 4 == 0 and natural[1] % 4 == 0
+    assert page.inner_text("#tag-after").startswith("Preview α 1.00")
+    page.screenshot(path=ARTIFACTS / "desktop-preview.png")
+
+    page.click("#zoom-fit")
+    page.click("#start")
+    page.wait_for_selector("#chips .chip >> nth=1", timeout=60_000)
+    assert page.locator("#chips .chip").all_inner_texts() == ["α 0.00", "α 1.00"]
+    assert page.is_hidden("#preview-box")
+    sharp = page.get_attribute("#after-img", "src")
+
+    # Switching back is instant: the kept result is shown with no request at all.
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.click("#chips .chip >> nth=0")
+    assert page.inner_text("#alpha-value") == "0.00"
+    assert page.inner_text("#tag-after") == "ESRGAN · α 0.00"
+    smooth = page.get_attribute("#after-img", "src")
+    assert smooth.startswith("blob:") and smooth != sharp
+    assert page.get_attribute("#start", "disabled") is not None
+    page.click("#chips .chip >> nth=1")
+    assert page.get_attribute("#after-img", "src") == sharp
+    assert requests == []
+
+
+def test_queue_position_progress_and_cancel(desktop, server: Server, files: dict[str, Path]) -> None:
+    page = desktop
+    blocker = httpx.post(
+        f"{server.url}/upscale", files={"file": ("long.png", files["long"].read_bytes(), "image/png")}
+    ).json()
+    page.set_input_files("#file-input", files["long"])
+    page.wait_for_selector("#file-info:not([hidden])")
+    with page.expect_response(re.compile(r"/upscale\?")) as posted:
+        page.click("#start")
+    job_id = posted.value.json()["id"]
+    page.wait_for_function("document.getElementById('status-text').textContent.startsWith('Queued')")
+    assert page.inner_text("#status-text") == "Queued: starting next"
+    assert httpx.delete(f"{server.url}/jobs/{blocker['id']}").status_code in (202, 204)
+
+    page.wait_for_function("/^Upscaling: tile \\d+ of \\d+$/.test(document.getElementById('status-text').textContent)")
+    page.screenshot(path=ARTIFACTS / "desktop-progress.png")
+    done = int(page.get_attribute("#progress-bar", "aria-valuenow"))
+    assert 0 <= done < 100
+    page.click("#cancel")
+    page.wait_for_selector("body[data-state=cancelled]")
+    assert page.inner_text("#status-text") == "Cancelled."
+    assert page.is_hidden("#cancel")
+    assert httpx.get(f"{server.url}/jobs/{job_id}").json()["state"] == "cancelled"
+    assert page.get_attribute("#start", "disabled") is None
+
+
+def test_refusals_in_the_page_and_errors_from_the_server(browser, server: Server, files: dict[str, Path]) -> None:
+    context, page = open_page(browser, server.url, viewport=DESKTOP)
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+
+    page.set_input_files("#file-input", files["notes"])
+    page.wait_for_selector("#file-error:not([hidden])")
+    assert (
+        page.inner_text("#file-error") == "“notes.txt” is a text/plain file. This page takes PNG, JPEG or WebP images."
+    )
+    page.set_input_files("#file-input", files["big"])
+    page.wait_for_function("document.getElementById('file-error').textContent.includes('250 × 200')")
+    assert "the server accepts up to 0.04 MP" in page.inner_text("#file-error")
+    page.set_input_files("#file-input", files["heavy"])
+    page.wait_for_function("document.getElementById('file-error').textContent.includes('heavy.png')")
+    assert page.inner_text("#file-error").endswith("the server accepts files up to 146.5 KB.")
+    assert page.get_attribute("body", "data-state") == "empty"
+    page.screenshot(path=ARTIFACTS / "desktop-refused.png")
+    assert posts == []
+    context.close()
+
+    # A page that believes the limits are higher (an older page, another deployment): the server still refuses,
+    # and its reason appears in plain words.
+    context, page = open_page(browser, "about:blank", viewport=DESKTOP)
+
+    def loosen(route) -> None:
+        html = route.fetch().text().replace(f'"max_upload_bytes": {MAX_UPLOAD}', '"max_upload_bytes": 999999999')
+        route.fulfill(body=html, content_type="text/html")
+
+    page.route(f"{server.url}/", loosen)
+    page.goto(server.url)
+    page.wait_for_selector("html[data-ready=true]")
+    page.set_input_files("#file-input", files["heavy"])
+    page.wait_for_selector("#file-info:not([hidden])")
+    page.click("#start")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.inner_text("#error") == "The upload is larger than this server accepts (0.143051 MB)."
+    assert page.get_attribute("body", "data-state") == "error"
+    page.screenshot(path=ARTIFACTS / "desktop-server-error.png")
+    context.close()
+    assert page.errors == []
+
+
+def test_phone_width_with_touch(browser, server: Server, files: dict[str, Path]) -> None:
+    context, page = open_page(
+        browser, server.url, viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
+    page.screenshot(path=ARTIFACTS / "phone-empty.png")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.set_input_files("#file-input", files["sample"])
+    page.wait_for_selector("#file-info:not([hidden])")
+    page.tap("#start")
+    wait_finished(page)
+    assert page.get_attribute("#progress-bar", "aria-valuenow") == "100"
+    viewer = page.locator("#viewer").bounding_box()
+    assert viewer["width"] <= PHONE["width"] and viewer["height"] >= 200
+
+    # Drag the handle with a finger (real touch events through the DevTools protocol).
+    page.locator("#divider").scroll_into_view_if_needed()
+    box = page.locator("#divider .grip").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    cdp = context.new_cdp_session(page)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    for step in range(1, 6):
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x + 20 * step, "y": y}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    viewer = page.locator("#viewer").bounding_box()
+    assert split(page) == pytest.approx(50 + 100 * 100 / viewer["width"], abs=1.5)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.screenshot(path=ARTIFACTS / "phone-compare.png", full_page=True)
+    context.close()
+    assert page.errors == []
+
+
+def test_api_key_is_asked_once(browser, files: dict[str, Path]) -> None:
+    folder = files["folder"] / "keyed"
+    folder.mkdir()
+    keyed = start_server(folder, files["psnr"], files["gan"], api_key=API_KEY)
+    try:
+        assert httpx.get(f"{keyed.url}/models").status_code == 401
+        context, page = open_page(browser, keyed.url, viewport=DESKTOP)
+        assert page.is_visible("#key-button")
+        page.set_input_files("#file-input", files["sample"])
+        page.wait_for_selector("#file-info:not([hidden])")
+        page.click("#start")
+        page.wait_for_selector("#key-dialog[open]")
+        page.screenshot(path=ARTIFACTS / "desktop-api-key.png")
+        page.fill("#key-input", "not-the-right-key-at-all")
+        page.click("#key-save")
+        page.wait_for_function("document.getElementById('key-message').textContent.includes('needs an API key')")
+        page.wait_for_selector("#key-dialog[open]")
+        page.fill("#key-input", API_KEY)
+        page.click("#key-save")
+        wait_finished(page)
+        assert page.evaluate("sessionStorage.getItem('esrgan.apiKey')") == API_KEY
+
+        # Same tab, new page load: the key is kept, nothing is asked again.
+        page.reload()
+        page.wait_for_selector("html[data-ready=true]")
+        page.set_input_files("#file-input", files["sample"])
+        page.wait_for_selector("#file-info:not([hidden])")
+        page.click("#start")
+        wait_finished(page)
+        assert page.is_hidden("#key-dialog")
+        context.close()
+        assert page.errors == []
+    finally:
+        keyed.stop()
