@@ -39,8 +39,7 @@ def decode_upload(data: bytes, max_pixels: int) -> tuple[int, int]:
         picture = read_image(data, max_pixels=max_pixels)
     except ImageError as exc:
         raise HTTPException(415, f"The upload cannot be used: {exc}") from exc
-    height, width = picture.array.shape[:2]
-    return width, height
+    return picture.width, picture.height
 
 
 def with_urls(request: Request, info: JobInfo) -> JobInfo:
