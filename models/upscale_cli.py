@@ -1,0 +1,163 @@
+"""`esrgan upscale` and `esrgan export-onnx`: the engine from the command line.
+
+Expected failures (a bad image, missing weights, a bad option) print one line to stderr; `upscale` goes on with the
+other inputs and exits 1 at the end if any image failed.
+"""
+
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from models.cli import one_line_errors
+
+app = typer.Typer()
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Backend(StrEnum):
+    torch = "torch"
+    onnx = "onnx"
+
+
+class Format(StrEnum):
+    png = "png"
+    webp = "webp"
+    jpeg = "jpeg"
+
+
+ModelOpt = Annotated[str | None, typer.Option("--model", help="A known pair (`esrgan weights list`) [default: ours].")]
+PsnrOpt = Annotated[Path | None, typer.Option("--psnr", help="PSNR-stage weights of your own pair (with --gan).")]
+GanOpt = Annotated[Path | None, typer.Option("--gan", help="GAN-stage weights of your own pair (with --psnr).")]
+WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="One weights file, used as it is (no alpha).")]
+
+
+def choose_weights(model: str | None, psnr: Path | None, gan: Path | None, weights: Path | None):
+    """(PSNR or single weights path, GAN path or None) from the mutually exclusive model options."""
+    from models.registry import DEFAULT_PAIR, resolve_pair
+
+    chosen = sum(x is not None for x in (model, psnr or gan, weights))
+    if chosen > 1:
+        raise ValueError("choose one of --model, --psnr/--gan and --weights")
+    if weights is not None:
+        return weights, None
+    if psnr is not None or gan is not None:
+        if psnr is None or gan is None:
+            raise ValueError("--psnr and --gan go together")
+        return psnr, gan
+    return resolve_pair(model or DEFAULT_PAIR)
+
+
+def list_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given; folders expand to their images (not recursive), sorted."""
+    found = []
+    for path in inputs:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    if not found:
+        raise ValueError("no images found in the inputs")
+    return found
+
+
+def output_path(src: Path, out: Path, single: bool, fmt: str, scale: int) -> Path:
+    """`out` itself for a single input named like an image file, else `out/<stem>_x<scale>.<ext>`."""
+    from models.images import EXTENSIONS
+
+    if single and out.suffix.lower() in IMAGE_SUFFIXES:
+        return out
+    return out / f"{src.stem}_x{scale}{EXTENSIONS[fmt]}"
+
+
+@app.command()
+def upscale(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (or file, for one input).")],
+    alpha: Annotated[float, typer.Option(help="0 = PSNR model (smooth), 1 = GAN model (detail).")] = 0.8,
+    model: ModelOpt = None,
+    psnr: PsnrOpt = None,
+    gan: GanOpt = None,
+    weights: WeightsOpt = None,
+    tile: Annotated[int | None, typer.Option(help="Largest tile side in input pixels [default: per device].")] = None,
+    overlap: Annotated[int | None, typer.Option(help="Input pixels shared by neighbouring tiles.")] = None,
+    device: Annotated[Device, typer.Option(help="Where the network runs.")] = Device.auto,
+    backend: Annotated[Backend, typer.Option(help="PyTorch eager or ONNX Runtime.")] = Backend.torch,
+    fmt: Annotated[Format | None, typer.Option("--format", help="Output format [default: from -o, else png].")] = None,
+    max_pixels: Annotated[int, typer.Option(help="Refuse inputs with more pixels than this.")] = 64_000_000,
+) -> None:
+    """Upscale images with a PSNR/GAN pair blended at --alpha (network interpolation), tile by tile."""
+    from tqdm import tqdm
+
+    from models.engine import Engine, EngineSettings
+    from models.images import ImageError, read_image, write_image
+
+    with one_line_errors():
+        sources = list_inputs(inputs)
+        single = len(sources) == 1 and not inputs[0].is_dir()
+        if fmt is None:
+            suffix = output.suffix.lower().lstrip(".") if single else ""
+            fmt = Format(suffix.replace("jpg", "jpeg")) if suffix in ("png", "webp", "jpg", "jpeg") else Format.png
+        first, second = choose_weights(model, psnr, gan, weights)
+        settings = EngineSettings(device=device.value, backend=backend.value, tile=tile, overlap=overlap)
+        if second is None:
+            engine = Engine.from_weights(first, settings)
+        else:
+            engine = Engine.from_pair(first, second, settings)
+            engine.set_alpha(alpha)
+    failed = 0
+    for src in sources:
+        started = time.perf_counter()
+        try:
+            picture = read_image(src, max_pixels=max_pixels)
+            with tqdm(desc=src.name, unit="tile", leave=False) as bar:
+
+                def progress(done: int, total: int, bar=bar) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+                result = engine.upscale(picture, progress=progress)
+            dest = output_path(src, output, single, fmt.value, engine.scale)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(write_image(result, fmt.value))
+        except (ImageError, OSError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            failed += 1
+            continue
+        seconds = time.perf_counter() - started
+        typer.echo(
+            f"{src}: {picture.width}x{picture.height} -> {result.width}x{result.height} in {seconds:.1f} s -> {dest}"
+        )
+    if failed:
+        typer.echo(f"{failed} of {len(sources)} images failed", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("export-onnx")
+def export_onnx_command(
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .onnx file to write.")],
+    model: ModelOpt = None,
+    psnr: PsnrOpt = None,
+    gan: GanOpt = None,
+    weights: WeightsOpt = None,
+) -> None:
+    """Write an ONNX model of a PSNR/GAN pair with alpha as a graph input (one file serves every alpha)."""
+    from models.checkpoints import load_state_dict
+    from models.onnx_export import export_onnx
+
+    with one_line_errors():
+        first, second = choose_weights(model, psnr, gan, weights)
+        export_onnx(load_state_dict(first), None if second is None else load_state_dict(second), output)
+    inputs = "input, alpha" if second is not None else "input"
+    typer.echo(f"{output}: {output.stat().st_size / 1e6:.1f} MB, inputs: {inputs} -> output")
