@@ -138,8 +138,20 @@ def test_plot_and_crops_are_real_pngs(report):
 
 
 def test_cli(pair, data, tmp_path):
-    args = ["eval", "--psnr", str(pair[0]), "--gan", str(pair[1]), "--data", str(data), "--out", str(tmp_path)]
-    result = CliRunner().invoke(app, [*args, "--alphas", "1,0.5", "--device", "cpu", "--tile", "16"])
+    (tmp_path / "hr").mkdir()
+    (tmp_path / "hr" / "baby.png").write_bytes((data / "baby.png").read_bytes())
+    args = [
+        "eval",
+        "--psnr",
+        str(pair[0]),
+        "--gan",
+        str(pair[1]),
+        "--data",
+        str(tmp_path / "hr"),
+        "--out",
+        str(tmp_path),
+    ]
+    result = CliRunner().invoke(app, [*args, "--alphas", "1,0.5", "--device", "cpu", "--tile", "32"])
     assert result.exit_code == 0, result.output
     assert "bicubic" in result.output and (tmp_path / "metrics.csv").is_file()
     assert (tmp_path / "perception_distortion.png").is_file()
