@@ -143,7 +143,7 @@ def resolve_pair(name: str, cache_dir: Path | None = None) -> tuple[Path, Path]:
 def download_pair(name: str, cache_dir: Path | None = None, progress: bool = True) -> tuple[Path, Path]:
     """Fetch (or verify what is already there) both files of a pair into the cache; returns their paths."""
     pair = _pair(name)
-    for spec in (pair.psnr, pair.gan):
+    for spec in sorted((pair.psnr, pair.gan), key=lambda s: s.url is None):  # what can be fetched first
         path = file_path(spec, cache_dir)
         if spec.url:
             fetch(spec.url, path, sha256=spec.sha256, sha256_prefix=spec.sha256_prefix, progress=progress)

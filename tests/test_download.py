@@ -224,6 +224,7 @@ def test_download_pair_fetches_and_verifies(server, monkeypatch, tmp_path: Path)
     monkeypatch.setitem(PAIRS, "test-pair", pair)
     with pytest.raises(DownloadError, match=rf"{manual} cannot be downloaded automatically\. by hand"):
         download_pair("test-pair", tmp_path, progress=False)
+    assert (tmp_path / "good.pth").read_bytes() == DATA  # the downloadable half is fetched before complaining
     (tmp_path / manual).write_bytes(b"something else")
     with pytest.raises(ChecksumError, match=f"expected one starting {DIGEST[:8]}"):
         download_pair("test-pair", tmp_path, progress=False)
