@@ -64,6 +64,10 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{"
 
 
+# A pre-1.6 torch.save file (the official 2018 ESRGAN weights) opens with this pickled magic number.
+_LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8"
+
+
 def _explain_torch_load(exc: Exception, path: Path) -> str:
     """torch's own message advises `weights_only=False`, which is exactly what we must never do; keep the facts."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
@@ -72,8 +76,8 @@ def _explain_torch_load(exc: Exception, path: Path) -> str:
     if isinstance(exc, pickle.UnpicklingError) and "GLOBAL" in detail:
         return f"refused to unpickle it: it asks for code, not just tensors ({detail})"
     with path.open("rb") as f:
-        is_zip = f.read(4) == b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
-    if is_zip:
+        head = f.read(len(_LEGACY_MAGIC))
+    if head.startswith(b"PK\x03\x04") or head == _LEGACY_MAGIC:  # torch.save's zip format, or the pre-1.6 one
         return f"a damaged or truncated PyTorch file ({detail})"
     return f"not a PyTorch weights file ({detail})"
 

@@ -129,6 +129,22 @@ def test_wrappers_are_unwrapped_preferring_ema(tmp_path: Path) -> None:
     assert_same(ddp.state_dict, plain)
 
 
+def test_pre_1_6_torch_format_of_the_official_files(tmp_path: Path) -> None:
+    """The 2018 ESRGAN releases were saved before torch's zip format; they load, and a cut one says it is damaged."""
+    sd = random_sd(RRDBConfig(nf=8, nb=2, gc=4))
+    export_state_dict(tmp_path / "zip.pth", sd, Layout.ESRGAN_OLD)
+    old = torch.load(tmp_path / "zip.pth", weights_only=True)
+    torch.save(old, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    assert (tmp_path / "legacy.pth").read_bytes()[:2] == b"\x80\x02"  # a plain pickle, not a zip archive
+    loaded = load_checkpoint(tmp_path / "legacy.pth")
+    assert loaded.layout is Layout.ESRGAN_OLD
+    assert_same(loaded.state_dict, sd)
+    data = (tmp_path / "legacy.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"cut\.pth: a damaged or truncated PyTorch file"):
+        load_state_dict(tmp_path / "cut.pth")
+
+
 def test_half_precision_is_kept(tmp_path: Path) -> None:
     sd = {k: v.half() for k, v in random_sd(RRDBConfig(nf=8, nb=1, gc=4)).items()}
     export_state_dict(tmp_path / "half.pth", sd, Layout.ESRGAN)
