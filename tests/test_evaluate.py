@@ -14,7 +14,7 @@ from cli import app
 from models.checkpoints import load_generator, save_generator
 from models.rrdbnet import RRDBConfig, RRDBNet
 from training.bicubic import downscale_uint8
-from training.evaluate import bicubic_upscale, evaluate, network_outputs, to_uint8
+from training.evaluate import bicubic_upscale, evaluate, network_outputs, score, to_uint8
 from training.metrics import psnr_y, ssim_y
 
 DATASETS = Path("/work/shared/datasets")
@@ -117,6 +117,15 @@ def test_bicubic_and_gray_rows(report, data):
     sr = bicubic_upscale(downscale_uint8(rgb, 4), 4)[:, :, 0]
     assert float(find(rows, "bridge.png", "bicubic")["psnr"]) == pytest.approx(psnr_y(sr, gray, 4), abs=1e-4)
     assert find(rows, "bridge.png", "hr")["psnr"] == "inf"
+
+
+def test_gray_images_on_raw_levels_or_as_rgb(data):
+    gray = np.asarray(Image.open(data / "bridge.png"))[:104, :200]
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    sr = bicubic_upscale(downscale_uint8(rgb, 4), 4)
+    raw, as_rgb = score(sr, gray, 4), score(sr, rgb, 4)
+    assert raw[0] == pytest.approx(psnr_y(sr[:, :, 0], gray, 4), abs=1e-12)
+    assert as_rgb[0] - raw[0] == pytest.approx(20 * math.log10(255 / 219), abs=0.1)  # Y squeezes 0-255 into 16-235
 
 
 def test_niqe_is_left_out_only_where_the_image_is_too_small(report):
