@@ -128,6 +128,22 @@ def test_worker_killed_mid_job(client, workers, env, tmp: Path, redis_url: str) 
         third.stop()
 
 
+def test_worker_concurrency_runs_a_pool(client, workers, env, tmp: Path, redis_url: str) -> None:
+    """`esrgan worker --concurrency 2`: two worker processes (RQ's WorkerPool of our worker class) share the jobs."""
+    for proc in workers.values():
+        proc.stop()  # (already killed when the whole module runs) only the pool may take these jobs
+    pool = start_worker(env, tmp / "pool.log", "--concurrency", "2")
+    try:
+        ids = [upload(client, png_bytes(48, 48, seed=s), tile=16) for s in range(6)]
+        for job_id in ids:
+            assert wait_job(client, job_id, timeout=90)["state"] == "finished"
+    finally:
+        pool.stop()
+    redis = Redis.from_url(redis_url)
+    names = {Job.fetch(job_id, connection=redis).worker_name for job_id in ids}
+    assert len(names) == 2 and not names & {"w1", "w2", "w3"}, pool.output()
+
+
 def test_redis_unreachable_is_503(tmp: Path, env: dict[str, str]) -> None:
     down = {**env, "ESRGAN_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "ESRGAN_STORAGE_DIR": str(tmp / "down")}
     with api_server(down, tmp / "serve-down.log", ready=False) as client:
