@@ -7,8 +7,11 @@ const $ = (id) => document.getElementById(id);
 
 // Quick preview: at most this many input pixels per side of the visible area, plus a margin of context so the crop's
 // edges look like the whole-image result; the margin is cut off again before showing it.
+// A crop is a small job (wait=true), so one that a newer alpha supersedes is left to finish; the debounce keeps
+// a run of arrow-key presses to one crop.
 const PREVIEW_SIDE = 160;
 const PREVIEW_MARGIN = 8;
+const PREVIEW_DEBOUNCE_MS = 350;
 
 const ui = {
   body: document.body,
@@ -399,7 +402,8 @@ async function runPreview() {
       if (end.state !== "finished") throw new ApiError(plainJobError(end.error));
       image = await api.result(answer.job.id, controller.signal);
     }
-    if (state.preview?.controller !== controller || alpha() !== a) return;
+    // Stale: the person moved on, or the whole image at this alpha arrived meanwhile.
+    if (state.preview?.controller !== controller || alpha() !== a || state.results.has(resultKey(a))) return;
     if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
     state.previewUrl = URL.createObjectURL(image.blob);
     const times = (r) => ({ x: r.x * s, y: r.y * s, w: r.w * s, h: r.h * s });
@@ -482,7 +486,11 @@ function updateZoomLabel() {
 }
 
 ui.alpha.addEventListener("input", onAlphaInput);
-ui.alpha.addEventListener("change", runPreview);
+let previewTimer = 0;
+ui.alpha.addEventListener("change", () => {
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(runPreview, PREVIEW_DEBOUNCE_MS);
+});
 ui.model.addEventListener("change", () => {
   updateOutputSize();
   if (state.file) {
