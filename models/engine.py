@@ -68,7 +68,17 @@ class EngineSettings:
                 raise ValueError(f"{name} must be positive, got {value}")
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str, backend: str = "torch") -> str:
+    """`auto` -> cuda when the backend can use a GPU here, else cpu; an explicit cuda that PyTorch cannot use fails.
+
+    ONNX Runtime's CUDA provider does not need a CUDA build of PyTorch, and falls back to the CPU with a warning.
+    """
+    if backend == "onnx":
+        from models.onnx_export import providers_for
+
+        if device == "auto":
+            return "cuda" if providers_for("cuda")[0] != "CPUExecutionProvider" else "cpu"
+        return device
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -97,7 +107,7 @@ class Engine:
 
     def __init__(self, psnr: StateDict, gan: StateDict | None, settings: EngineSettings | None = None) -> None:
         self.settings = settings = settings or EngineSettings()
-        self.device = resolve_device(settings.device)
+        self.device = resolve_device(settings.device, settings.backend)
         kind = "cuda" if self.device.startswith("cuda") else "cpu"
         defaults = DEVICE_DEFAULTS[kind]
         self.tile = settings.tile or defaults.tile

@@ -8,6 +8,7 @@ per-tile run time of the two graphs is the same within noise, because ONNX Runti
 weights on each call either way. So one session serves every alpha, and a new alpha costs nothing.
 """
 
+import ctypes
 import io
 import logging
 from pathlib import Path
@@ -82,9 +83,18 @@ def export_onnx(psnr: StateDict, gan: StateDict | None, dest: Path | io.BytesIO)
         )
 
 
+def cuda_driver_present() -> bool:
+    """Whether an NVIDIA driver is installed; without one, asking ONNX Runtime for CUDA only prints errors."""
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
 def providers_for(device: str) -> list:
-    """Execution providers for `device`: CUDA only when this onnxruntime build has it and a GPU is visible."""
-    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+    """Execution providers for `device`: CUDA first only when this onnxruntime build has it and a driver is there."""
+    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers() and cuda_driver_present():
         index = int(device.split(":")[1]) if ":" in device else 0
         return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
@@ -95,12 +105,14 @@ class OnnxRunner:
 
     def __init__(self, model: bytes | Path, device: str) -> None:
         wanted = providers_for(device)
-        options = ort.SessionOptions()
-        options.log_severity_level = 4  # a missing CUDA library is reported below in one line, not as a red dump
         source = model if isinstance(model, bytes) else str(model)
-        self.session = ort.InferenceSession(source, options, providers=wanted)
+        ort.set_default_logger_severity(4)  # a CUDA library that fails to load is reported below in one line
+        try:
+            self.session = ort.InferenceSession(source, providers=wanted)
+        finally:
+            ort.set_default_logger_severity(2)
         if device.startswith("cuda") and self.session.get_providers()[0] != "CUDAExecutionProvider":
-            log.warning("ONNX Runtime cannot use CUDA here (no CUDA/cuDNN libraries it can load): running on the CPU")
+            log.warning("ONNX Runtime cannot use CUDA here (no GPU, or no CUDA 13/cuDNN 9 it can load): using the CPU")
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.alpha: np.ndarray | None = None
 

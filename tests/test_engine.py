@@ -1,0 +1,160 @@
+"""The engine on a tiny real pair: in-place alpha, tiled output against the interpolated network, picture modes,
+premultiplied alpha, 16 bit, progress and cancel, settings."""
+
+import numpy as np
+import pytest
+import torch
+from engine_helpers import save_tiny_pair
+
+import models.engine
+from models.checkpoints import build_generator, load_state_dict
+from models.engine import Cancelled, Engine, EngineSettings
+from models.images import Picture
+from models.interpolate import interpolate_state_dicts
+from models.rrdbnet import RRDBConfig
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    return save_tiny_pair(tmp_path_factory.mktemp("pair"))
+
+
+@pytest.fixture()
+def engine(pair):
+    e = Engine.from_pair(*pair, EngineSettings(device="cpu", tile=32, overlap=8))
+    e.set_alpha(0.4)
+    return e
+
+
+def reference(pair, alpha: float, x: np.ndarray) -> np.ndarray:
+    """The interpolated network on the whole image, by hand."""
+    net = build_generator(interpolate_state_dicts(load_state_dict(pair[0]), load_state_dict(pair[1]), alpha)).eval()
+    with torch.inference_mode():
+        return net(torch.from_numpy(x).permute(2, 0, 1)[None])[0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def smooth_image(h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    small = torch.rand(1, channels, h // 4, w // 4, generator=torch.Generator().manual_seed(seed))
+    big = torch.nn.functional.interpolate(small, size=(h, w), mode="bicubic").clamp(0, 1)
+    return big[0].permute(1, 2, 0).numpy().copy()
+
+
+def test_alpha_is_blended_in_place_and_a_repeat_costs_nothing(engine, monkeypatch):
+    calls = []
+    real = models.engine.interpolate_into
+    monkeypatch.setattr(models.engine, "interpolate_into", lambda *a: calls.append(a[3]) or real(*a))
+    weight = engine.model.conv_first.weight
+    before = weight.detach().clone()
+    engine.set_alpha(0.9)
+    engine.set_alpha(0.9)
+    assert calls == [0.9]
+    assert engine.model.conv_first.weight is weight and not torch.equal(weight, before)
+    with pytest.raises(ValueError, match="alpha"):
+        engine.set_alpha(1.5)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.4, 1.0])
+def test_tiled_output_matches_the_interpolated_network_on_the_whole_image(engine, pair, alpha):
+    x = smooth_image(48, 60)
+    engine.set_alpha(alpha)
+    tiled = engine.upscale_array(x)  # 2 x 3 windows of at most 32 px
+    whole = engine.upscale_array(x, tile=128)
+    assert tiled.shape == (192, 240, 3)
+    np.testing.assert_allclose(whole, reference(pair, alpha, x), atol=1e-5)
+    assert psnr(tiled, whole) > 60
+
+
+def test_a_pair_needs_an_alpha_and_a_single_file_refuses_one(pair):
+    e = Engine.from_pair(*pair, EngineSettings(device="cpu"))
+    with pytest.raises(ValueError, match="set_alpha"):
+        e.upscale_array(np.zeros((8, 8, 3), np.float32))
+    single = Engine.from_weights(pair[0], EngineSettings(device="cpu"))
+    with pytest.raises(ValueError, match="single weights file"):
+        single.set_alpha(0.5)
+    x = smooth_image(16, 16)
+    np.testing.assert_allclose(single.upscale_array(x), reference(pair, 0.0, x), atol=1e-5)
+
+
+@pytest.mark.parametrize("channels,bits", [(1, 8), (2, 8), (3, 8), (4, 8), (3, 16), (1, 16)])
+def test_pictures_keep_their_mode_and_bit_depth(engine, channels, bits):
+    px = smooth_image(20, 28, channels)
+    pic = Picture(px, bits=bits, icc=b"profile")
+    out = engine.upscale(pic)
+    assert out.mode == pic.mode and out.bits == bits and out.icc == b"profile"
+    assert out.pixels.shape == (80, 112, channels)
+    assert out.pixels.dtype == (np.uint16 if bits == 16 else np.uint8)
+
+
+def test_grey_is_the_mean_of_the_colour_run_of_three_equal_channels(engine):
+    grey = smooth_image(24, 24, 1)  # smaller than a tile: one forward
+    g = engine.upscale(Picture(grey)).pixels[..., 0].astype(int)
+    colour = engine.forward_tiles(torch.from_numpy(np.repeat(grey, 3, axis=2)).permute(2, 0, 1)[None])
+    expected = (colour[0].mean(dim=0).clamp(0, 1) * 255).round().numpy()
+    assert np.abs(g - expected).max() <= 1
+
+
+def test_colour_under_full_transparency_does_not_leak_into_the_output(engine):
+    rgba = smooth_image(24, 32, 4)
+    rgba[..., 3] = 0.0
+    rgba[4:20, 6:26, 3] = 1.0  # an opaque patch in a transparent frame
+    other = rgba.copy()
+    other[rgba[..., 3] == 0, :3] = np.random.default_rng(0).random((int((rgba[..., 3] == 0).sum()), 3))
+    a, b = engine.upscale(Picture(rgba)), engine.upscale(Picture(other))
+    assert a.mode == "RGBA"
+    np.testing.assert_array_equal(a.pixels, b.pixels)
+
+
+def test_an_opaque_alpha_channel_stays_fully_opaque(engine):
+    rgba = smooth_image(16, 16, 4)
+    rgba[..., 3] = 1.0
+    out = engine.upscale(Picture(rgba))
+    assert out.pixels.shape == (64, 64, 4) and (out.pixels[..., 3] == 255).all()
+
+
+def test_progress_and_cancel_reach_the_tiles(engine):
+    pic = Picture(smooth_image(40, 40))
+    seen = []
+    engine.upscale(pic, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (seen[-1][1], seen[-1][1]) and seen[-1][1] > 1
+    with pytest.raises(Cancelled):
+        engine.upscale(pic, cancel=lambda: True)
+
+
+def test_a_model_that_pixel_unshuffles_gets_reflect_padded_and_aligned_tiles(tmp_path):
+    psnr_path, gan_path = save_tiny_pair(tmp_path, RRDBConfig(nf=8, nb=1, gc=4, scale=2))
+    e = Engine.from_pair(psnr_path, gan_path, EngineSettings(device="cpu", tile=16, overlap=4))
+    e.set_alpha(0.5)
+    assert e.scale == 2 and e.align == 2
+    x = smooth_image(21, 31)
+    tiled, whole = e.upscale_array(x), e.upscale_array(x, tile=64)
+    assert tiled.shape == whole.shape == (42, 62, 3)
+    assert psnr(tiled, whole) > 45
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"backend": "tensorrt"}, {"precision": "fp8"}, {"device": "tpu"}, {"tile": 0}, {"batch": -1}, {"overlap": -2}],
+)
+def test_bad_settings_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        EngineSettings(**kwargs)
+
+
+def test_half_precision_is_refused_on_the_cpu(pair):
+    with pytest.raises(ValueError, match="CUDA"):
+        Engine.from_pair(*pair, EngineSettings(device="cpu", precision="fp16"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fp16_overflow_is_redone_in_fp32(pair):
+    e = Engine.from_pair(*pair, EngineSettings(device="cuda", precision="fp16"))
+    e.set_alpha(0.5)
+    with torch.no_grad():
+        e.model.conv_last.weight.mul_(1e5)  # drives the output past fp16's 65504
+    x = torch.rand(1, 3, 16, 16)
+    out = e.forward_tiles(x)
+    assert torch.isfinite(out).all() and out.abs().max() > 65504
