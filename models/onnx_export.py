@@ -11,6 +11,7 @@ weights on each call either way. So one session serves every alpha, and a new al
 import ctypes
 import io
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,8 @@ def export_onnx(psnr: StateDict, gan: StateDict | None, dest: Path | io.BytesIO)
 
     H and W are dynamic; the output is `output` (N, C, H*scale, W*scale), unclamped like the PyTorch model.
     """
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, chosen: see FACTS.md
         if gan is None:
             model: nn.Module = build_generator(psnr).eval()
             args: tuple = (torch.rand(1, model.config.in_ch, 16, 16),)
