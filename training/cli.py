@@ -18,11 +18,12 @@ def data_prepare(
     step: int = typer.Option(240, help="distance between sub-images"),
     thresh: int = typer.Option(0, help="add a border-flush sub-image when more than this many px are left over"),
     workers: int = typer.Option(1, help="processes"),
+    fmt: str = typer.Option("png", "--format", help="png (compact) or npy (memory-mapped: fastest to sample)"),
 ) -> None:
     """Cut HR images into sub-images and write HR + MATLAB-bicubic LR PNG pairs with a manifest."""
     from training.data import prepare
 
-    rows = prepare(hr_dir, out_dir, scale=scale, crop=crop, step=step, thresh=thresh, workers=workers)
+    rows = prepare(hr_dir, out_dir, scale=scale, crop=crop, step=step, thresh=thresh, workers=workers, fmt=fmt)
     typer.echo(f"{len(rows)} sub-images from {len({r.source for r in rows})} images -> {out_dir}")
 
 

@@ -45,6 +45,13 @@ def read_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+def read_crop(path: Path, y: int, x: int, size: int) -> np.ndarray:
+    """A size x size crop; .npy files are memory-mapped so only the crop's rows are read."""
+    if path.suffix == ".npy":
+        return np.array(np.load(path, mmap_mode="r")[y : y + size, x : x + size])
+    return read_rgb(path)[y : y + size, x : x + size]
+
+
 def mean_gradient(rgb: np.ndarray) -> float:
     """Mean absolute luma gradient of an HxWx3 uint8 patch, in [0, 1] units: our texture measure."""
     y = rgb.astype(np.float32) @ LUMA / 255.0
@@ -72,8 +79,15 @@ class SubImage:
     gradient: float
 
 
-def _prepare_one(args: tuple[Path, Path, int, int, int, int]) -> list[SubImage]:
-    path, out_dir, scale, crop, step, thresh = args
+def _write(path: Path, img: np.ndarray) -> None:
+    if path.suffix == ".npy":
+        np.save(path, img)
+    else:
+        Image.fromarray(img).save(path, compress_level=1)
+
+
+def _prepare_one(args: tuple[Path, Path, int, int, int, int, str]) -> list[SubImage]:
+    path, out_dir, scale, crop, step, thresh, fmt = args
     img = read_rgb(path)
     h, w = img.shape[:2]
     rows = []
@@ -82,9 +96,9 @@ def _prepare_one(args: tuple[Path, Path, int, int, int, int]) -> list[SubImage]:
             sub = img[y : y + crop, x : x + crop]
             sh, sw = (sub.shape[0] // scale) * scale, (sub.shape[1] // scale) * scale  # images smaller than `crop`
             sub = np.ascontiguousarray(sub[:sh, :sw])
-            name = f"{path.stem}_y{y:05d}_x{x:05d}.png"
-            Image.fromarray(sub).save(out_dir / "hr" / name, compress_level=1)
-            Image.fromarray(downscale_uint8(sub, scale)).save(out_dir / f"lr_x{scale}" / name, compress_level=1)
+            name = f"{path.stem}_y{y:05d}_x{x:05d}.{fmt}"
+            _write(out_dir / "hr" / name, sub)
+            _write(out_dir / f"lr_x{scale}" / name, downscale_uint8(sub, scale))
             rows.append(SubImage(name, path.name, y, x, sh, sw, mean_gradient(sub)))
     return rows
 
@@ -97,11 +111,18 @@ def prepare(
     step: int = 240,
     thresh: int = 0,
     workers: int = 1,
+    fmt: str = "png",
     progress: bool = True,
 ) -> list[SubImage]:
-    """Cut HR images into sub-images and write HR/LR PNG pairs plus `manifest.tsv`; returns the manifest rows."""
+    """Cut HR images into sub-images and write HR/LR pairs plus `manifest.tsv`; returns the manifest rows.
+
+    `fmt` "png" is compact and portable; "npy" (uncompressed, 4x the disk) lets the dataset memory-map a sub-image
+    and read only the rows of its crop, which is what keeps texture-rejection redraws cheap on a CPU.
+    """
     from tqdm import tqdm
 
+    if fmt not in ("png", "npy"):
+        raise ValueError(f"format must be png or npy, not {fmt!r}")
     if crop % scale:
         raise ValueError(f"crop {crop} must be a multiple of the scale {scale}")
     images = list_images(hr_dir)
@@ -109,7 +130,7 @@ def prepare(
         raise FileNotFoundError(f"{hr_dir}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     (out_dir / "hr").mkdir(parents=True, exist_ok=True)
     (out_dir / f"lr_x{scale}").mkdir(parents=True, exist_ok=True)
-    jobs = [(p, out_dir, scale, crop, step, thresh) for p in images]
+    jobs = [(p, out_dir, scale, crop, step, thresh, fmt) for p in images]
     rows: list[SubImage] = []
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         for part in tqdm(pool.map(_prepare_one, jobs), total=len(jobs), desc="sub-images", disable=not progress):
@@ -148,7 +169,8 @@ def augment(lr: np.ndarray, hr: np.ndarray, flip: bool, rot: int) -> tuple[np.nd
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
+    """CHW float32 in [0, 1], converted in numpy: tiny torch ops pay for thread wake-ups on a busy machine."""
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0))
 
 
 class PairedPatches(Dataset):
@@ -193,9 +215,9 @@ class PairedPatches(Dataset):
         lp = self.patch // self.scale
         ly = int(rng.integers(0, sub.height // self.scale - lp + 1))
         lx = int(rng.integers(0, sub.width // self.scale - lp + 1))
-        lr = read_rgb(self.root / f"lr_x{self.scale}" / sub.name)[ly : ly + lp, lx : lx + lp]
         hy, hx = ly * self.scale, lx * self.scale
-        hr = read_rgb(self.root / "hr" / sub.name)[hy : hy + self.patch, hx : hx + self.patch]
+        lr = read_crop(self.root / f"lr_x{self.scale}" / sub.name, ly, lx, lp)
+        hr = read_crop(self.root / "hr" / sub.name, hy, hx, self.patch)
         return lr, hr
 
     def __getitem__(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,9 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from models.checkpoints import build_generator, save_generator
+from models.checkpoints import save_generator
 from training.config import ConfigError
 
 
@@ -40,24 +38,6 @@ def export_generators(run_dir: Path, state: dict[str, Any]) -> list[Path]:
     return written
 
 
-def export_onnx(sd: dict[str, torch.Tensor], path: Path, opset: int = 17) -> Path:
-    """ONNX with dynamic batch, height and width (TorchScript exporter: dynamo=True needs onnxscript)."""
-    model = build_generator(sd).eval()
-    example = torch.rand(1, model.config.in_ch, 16, 16)
-    axes = {0: "batch", 2: "height", 3: "width"}
-    torch.onnx.export(
-        model,
-        (example,),
-        str(path),
-        input_names=["lr"],
-        output_names=["sr"],
-        dynamic_axes={"lr": axes, "sr": axes},
-        opset_version=opset,
-        dynamo=False,
-    )
-    return path
-
-
 def export_run(run_dir: Path, output: Path, ema: bool = False, onnx: bool = False) -> list[Path]:
     from training.train import load_run
 
@@ -65,5 +45,9 @@ def export_run(run_dir: Path, output: Path, ema: bool = False, onnx: bool = Fals
     output.parent.mkdir(parents=True, exist_ok=True)
     written = [save_from_state(output, state, ema=ema)]
     if onnx:
-        written.append(export_onnx(state["ema"] if ema else state["g"], output.with_suffix(".onnx")))
+        from models.onnx_export import export_onnx
+
+        onnx_path = output.with_suffix(".onnx")
+        export_onnx(state["ema"] if ema else state["g"], None, onnx_path)
+        written.append(onnx_path)
     return written

@@ -86,22 +86,34 @@ def set_threads(threads: int) -> None:
 
 
 def perceptual_network(config: Config, device: torch.device) -> nn.Module | None:
-    """VGG19 up to conv5_4 (before its ReLU), frozen; None when the perceptual weight is 0."""
+    """Frozen VGG19 returning conv5_4 before its ReLU; None when the perceptual weight is 0.
+
+    Never downloads: a missing weights file stops the run before any training with a message saying where to put it.
+    """
     if config.loss.perceptual <= 0:
         return None
-    from models import vgg
+    from models.vgg import load_vgg19
 
-    path = Path(config.loss.vgg_weights) if config.loss.vgg_weights else vgg.default_weights_path()
-    if not path.is_file():
+    path = Path(config.loss.vgg_weights) if config.loss.vgg_weights else None
+    try:
+        net = load_vgg19(("conv5_4",), path=path, download=False)
+    except FileNotFoundError as exc:
         raise SystemExit(
-            f"VGG19 weights for the perceptual loss not found at {path}.\n"
-            f"Put ImageNet VGG19 weights there ({vgg.WEIGHTS_HINT}) or set loss.vgg_weights to their path; "
-            "to train without the perceptual term, set loss.perceptual: 0 (e.g. -s loss.perceptual=0)."
-        )
-    net = vgg.VGG19Features(weights=path).to(device).eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net
+            f"The perceptual loss needs ImageNet VGG19 weights: {exc}.\n"
+            "Set loss.vgg_weights to the file, or train without the perceptual term: -s loss.perceptual=0"
+        ) from None
+    return PerceptualFeatures(net).to(device)
+
+
+class PerceptualFeatures(nn.Module):
+    """The conv5_4 tensor out of models.vgg's {layer: activation} dict."""
+
+    def __init__(self, vgg: nn.Module) -> None:
+        super().__init__()
+        self.vgg = vgg
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vgg(x)["conv5_4"]
 
 
 def initial_generator(config: Config) -> RRDBNet:
