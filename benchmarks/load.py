@@ -11,6 +11,7 @@ Bounded: at most `--jobs` uploads per phase and `--max-seconds` per phase.
 
 import argparse
 import datetime
+import os
 import platform
 import statistics
 import sys
@@ -21,7 +22,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from service_helpers import (  # shared with the service tests: redis-server, processes, images
@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="input images are size x size pixels")
     parser.add_argument("--workers", type=int, default=2, help="`esrgan worker` processes in redis mode")
     parser.add_argument("--arch", default="16,2,8", help="nf,nb,gc of the random model pair used")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in each serving/worker process")
     parser.add_argument("--max-seconds", type=float, default=300, help="time limit of each phase")
     args = parser.parse_args()
     if not 1 <= args.jobs <= 500 or args.concurrency < 1:
@@ -97,8 +98,7 @@ def main() -> None:
                 if mode == "redis":
                     settings["redis_url"] = stack.enter_context(redis_server(tmp))
                 env = service_env(tmp, weights, **settings)
-                processes = args.workers if mode == "redis" else 1
-                env["OMP_NUM_THREADS"] = str(max(1, torch.get_num_threads() // processes))  # no oversubscription
+                env["OMP_NUM_THREADS"] = str(args.threads)
                 if mode == "redis":
                     workers = [start_worker(env, tmp / f"w{i}.log") for i in range(args.workers)]
                     stack.callback(lambda ws=workers: [w.stop() for w in ws])
@@ -122,7 +122,8 @@ def main() -> None:
 
     print(
         f"# service load, {datetime.date.today()}, {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} torch threads, model nf={nf} nb={nb} gc={gc}, {args.size}x{args.size} -> x4 PNG"
+        f"{os.cpu_count()} cores, {args.threads} torch thread(s) per process, "
+        f"model nf={nf} nb={nb} gc={gc}, {args.size}x{args.size} -> x4 PNG"
     )
     print("| mode | in flight | jobs | correct | wall s | jobs/s | vs 1 in flight | p50 s | p95 s |")
     print("|---|---|---|---|---|---|---|---|---|")
