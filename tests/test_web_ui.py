@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from service_helpers import wait_until
 from web_helpers import (
     ARTIFACTS,
     CHROMIUM,
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
 API_KEY = "web-ui-test-key-0123456789"
 MAX_UPLOAD = 150_000
-MAX_PIXELS = 40_000  # 200 x 200 input pixels
+MAX_PIXELS = 400_000
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -40,7 +41,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("web")
     psnr, gan = tiny_pair(folder)
     big = folder / "too-many-pixels.png"
-    Image.fromarray(np.full((200, 250, 3), 90, np.uint8)).save(big)
+    Image.fromarray(np.full((600, 800, 3), 90, np.uint8)).save(big)
     heavy = folder / "heavy.png"  # few pixels, many bytes: trailing data after IEND is ignored by decoders
     sample_image(heavy, (64, 48))
     heavy.write_bytes(heavy.read_bytes() + bytes(MAX_UPLOAD + 20_000 - heavy.stat().st_size))
@@ -51,7 +52,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "psnr": psnr,
         "gan": gan,
         "sample": sample_image(folder / "sample.png", (96, 64)),
-        "long": sample_image(folder / "long.png", (192, 160)),
+        # About 3,800 tiles of 16 px: seconds of work, however fast the machine, so a test can watch it run.
+        "long": sample_image(folder / "long.png", (640, 480)),
         "big": big,
         "heavy": heavy,
         "notes": notes,
@@ -291,22 +293,26 @@ def test_alphas_stay_cached_and_preview_shows_the_visible_crop(desktop, files: d
 
 def test_queue_position_progress_and_cancel(desktop, server: Server, files: dict[str, Path]) -> None:
     page = desktop
-    blocker = httpx.post(
-        f"{server.url}/upscale", files={"file": ("long.png", files["long"].read_bytes(), "image/png")}
-    ).json()
+    upload = {"file": ("long.png", files["long"].read_bytes(), "image/png")}
+    running = httpx.post(f"{server.url}/upscale", files=upload).json()["id"]
+    wait_until(lambda: httpx.get(f"{server.url}/jobs/{running}").json()["state"] == "started", 30, "a running job")
+    waiting = httpx.post(f"{server.url}/upscale", files=upload).json()["id"]
+
     page.set_input_files("#file-input", files["long"])
     page.wait_for_selector("#file-info:not([hidden])")
     with page.expect_response(re.compile(r"/upscale\?")) as posted:
         page.click("#start")
     job_id = posted.value.json()["id"]
-    page.wait_for_function("document.getElementById('status-text').textContent.startsWith('Queued')")
-    assert page.inner_text("#status-text") == "Queued: starting next"
-    assert httpx.delete(f"{server.url}/jobs/{blocker['id']}").status_code in (202, 204)
+    status = "document.getElementById('status-text').textContent"
+    page.wait_for_function(f"{status} === 'Queued: 1 job ahead'")
+    page.screenshot(path=ARTIFACTS / "desktop-queued.png")
+    assert httpx.delete(f"{server.url}/jobs/{waiting}").status_code == 202
+    page.wait_for_function(f"{status} === 'Queued: starting next'")
+    assert httpx.delete(f"{server.url}/jobs/{running}").status_code == 202
 
-    page.wait_for_function("/^Upscaling: tile \\d+ of \\d+$/.test(document.getElementById('status-text').textContent)")
+    page.wait_for_function(f"/^Upscaling: tile \\d+ of \\d+$/.test({status})")
     page.screenshot(path=ARTIFACTS / "desktop-progress.png")
-    done = int(page.get_attribute("#progress-bar", "aria-valuenow"))
-    assert 0 <= done < 100
+    assert 0 <= int(page.get_attribute("#progress-bar", "aria-valuenow")) < 100
     page.click("#cancel")
     page.wait_for_selector("body[data-state=cancelled]")
     assert page.inner_text("#status-text") == "Cancelled."
@@ -326,8 +332,8 @@ def test_refusals_in_the_page_and_errors_from_the_server(browser, server: Server
         page.inner_text("#file-error") == "“notes.txt” is a text/plain file. This page takes PNG, JPEG or WebP images."
     )
     page.set_input_files("#file-input", files["big"])
-    page.wait_for_function("document.getElementById('file-error').textContent.includes('250 × 200')")
-    assert "the server accepts up to 0.04 MP" in page.inner_text("#file-error")
+    page.wait_for_function("document.getElementById('file-error').textContent.includes('800 × 600')")
+    assert page.inner_text("#file-error").endswith("is 800 × 600 pixels (0.48 MP); the server accepts up to 0.40 MP.")
     page.set_input_files("#file-input", files["heavy"])
     page.wait_for_function("document.getElementById('file-error').textContent.includes('heavy.png')")
     assert page.inner_text("#file-error").endswith("the server accepts files up to 146.5 KB.")

@@ -80,7 +80,7 @@ function formatBytes(bytes) {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
 }
 
-const megapixels = (pixels) => `${(pixels / 1e6).toFixed(pixels < 1e5 ? 2 : 1)} MP`;
+const megapixels = (pixels) => `${(pixels / 1e6).toFixed(pixels < 1e6 ? 2 : 1)} MP`;
 
 function show(element, text) {
   element.textContent = text;
