@@ -14,7 +14,6 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +51,6 @@ class Storage:
             Path(tmp).unlink(missing_ok=True)
             raise
         return path
-
-    def open(self, job_id: str, name: str) -> BinaryIO:
-        return self.path_for(job_id, name).open("rb")
 
     def read(self, job_id: str, name: str) -> bytes:
         return self.path_for(job_id, name).read_bytes()

@@ -86,6 +86,25 @@ def test_two_workers_share_a_queue(client, workers, redis_url: str) -> None:
     assert "esrgan_workers 2.0" in metrics and "esrgan_queue_up 1.0" in metrics
 
 
+def test_cancel_queued_and_running_jobs(client, workers, tmp: Path) -> None:
+    running = [upload(client, png_bytes(160, 160, seed=s), model="slow", tile=32) for s in (10, 11)]
+    queued = upload(client, png_bytes(16, 16, seed=12))  # behind two slow jobs on two workers
+    cancelled = client.delete(f"/jobs/{queued}")
+    assert cancelled.status_code == 202 and cancelled.json()["state"] == "cancelled"
+
+    def half_way() -> bool:
+        progress = client.get(f"/jobs/{running[0]}").json()["progress"]
+        return bool(progress) and 0 < progress["done"] < progress["total"]
+
+    wait_until(half_way, 60, "a slow job to be half-way")
+    assert client.delete(f"/jobs/{running[0]}").status_code == 202  # the worker stops at its next tile
+    stopped = wait_job(client, running[0])
+    assert stopped["state"] == "cancelled" and stopped["progress"]["done"] < stopped["progress"]["total"]
+    assert not (tmp / "storage" / running[0] / "result.png").exists()
+    assert wait_job(client, queued)["state"] == "cancelled"
+    assert wait_job(client, running[1])["state"] == "finished"  # the worker that cancelled goes on working
+
+
 def test_worker_killed_mid_job(client, workers, env, tmp: Path, redis_url: str) -> None:
     """SIGKILL a worker mid-job: the job is retried once by another worker; killed again, it fails with a reason.
     Jobs queued meanwhile all finish, and a failed job leaves no result behind."""
