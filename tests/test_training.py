@@ -1,0 +1,203 @@
+"""The training loop on tiny configs and real files: it learns, both stages run, resume is exact, exports load back."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from training_helpers import write_photos
+
+from models.checkpoints import load_generator, read_metadata
+from training.config import ConfigError, load_config
+from training.data import prepare
+from training.export import export_run
+from training.train import lr_at, ragan_d_loss, ragan_g_loss, set_threads, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("train")
+    photos = write_photos(root / "hr", textured=2, size=(160, 160))
+    prepare(photos, root / "sub", scale=4, crop=128, step=32, fmt="npy", progress=False)
+    one = write_photos(root / "one_hr", textured=1, size=(32, 32), seed=5, noise=0.0)
+    prepare(one, root / "one", scale=4, crop=32, step=32, progress=False)
+    val = write_photos(root / "val", textured=2, size=(48, 40), seed=9)
+    return {"sub": root / "sub", "one": root / "one", "val": val}
+
+
+def read_log(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_stage1_overfits_one_batch(data: dict[str, Path], tmp_path: Path) -> None:
+    # One 32 px sub-image, no flips: every batch is the same batch.
+    cfg = load_config(
+        "tiny_psnr",
+        [f"data.train_dir={data['one']}", "data.flip=false", "data.rotate=false", "train.iters=200",
+         "train.log_every=1", "train.val_every=1000", "train.ckpt_every=1000", "data.batch=2"],
+    )  # fmt: skip
+    train(cfg, tmp_path / "run", progress=False)
+    losses = [float(r["l_pix"]) for r in read_log(tmp_path / "run")]
+    assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
+
+
+def test_stage2_losses_are_finite_and_move(data: dict[str, Path], tmp_path: Path) -> None:
+    psnr_run = tmp_path / "psnr"
+    train(load_config("tiny_psnr", [f"data.train_dir={data['sub']}", "train.iters=2"]), psnr_run, progress=False)
+    cfg = load_config(
+        "tiny_gan",
+        [f"data.train_dir={data['sub']}", f"train.init_g={psnr_run}", "train.iters=4", f"data.val_dir={data['val']}",
+         "train.val_every=2", "train.ema_decay=0.5"],
+    )  # fmt: skip
+    final = train(cfg, tmp_path / "gan", progress=False)
+    rows = read_log(tmp_path / "gan")
+    for key in ("l_pix", "l_gan", "l_g", "l_d", "d_real", "d_fake"):
+        values = [float(r[key]) for r in rows]
+        assert all(np.isfinite(values)), key
+        assert len(set(values)) > 1, key
+    assert float(rows[0]["l_g"]) == pytest.approx(1e-2 * float(rows[0]["l_pix"]) + 5e-3 * float(rows[0]["l_gan"]))
+    # G started from G_PSNR, and the exports carry their training record.
+    assert final["step"] == 4 and 0 < final["val"]["psnr_y"] < 60 and "psnr_y_ema" in final["val"]
+    for name in ("g_gan.safetensors", "g_gan_ema.safetensors"):
+        g = load_generator(tmp_path / "gan" / name)
+        assert g.config.nf == 8 and g.config.nb == 1
+        meta = read_metadata(tmp_path / "gan" / name)
+        extra = json.loads(meta["extra"])
+        assert meta["stage"] == "gan" and extra["iterations"] == 4 and extra["config"]["train"]["stage"] == "gan"
+        assert extra["data"]["sub_images"] > 0 and extra["validation"]["step"] == 4
+
+
+def test_resume_continues_exactly(data: dict[str, Path], tmp_path: Path) -> None:
+    base = [f"data.train_dir={data['sub']}", "train.log_every=1", "train.ckpt_every=3", "data.workers=1"]
+    cfg6 = load_config("tiny_gan", [*base, "train.iters=6", f"train.init_g={write_generator(tmp_path)}"])
+    cfg3 = load_config("tiny_gan", [*base, "train.iters=3", f"train.init_g={write_generator(tmp_path)}"])
+    straight = train(cfg6, tmp_path / "straight", progress=False)
+    train(cfg3, tmp_path / "split", progress=False)
+    resumed = train(cfg6, tmp_path / "split", resume=True, progress=False)
+    full, split = read_log(tmp_path / "straight"), read_log(tmp_path / "split")
+    keys = ("step", "lr_g", "l_pix", "l_gan", "l_g", "l_d")
+    assert [[r[k] for k in keys] for r in full] == [[r[k] for k in keys] for r in split]
+    for name, tensor in straight["g"].items():
+        assert torch.equal(tensor, resumed["g"][name]), name
+    with pytest.raises(ConfigError, match="--resume"):
+        train(cfg6, tmp_path / "split", progress=False)  # a finished run is not silently overwritten
+
+
+def write_generator(tmp_path: Path) -> Path:
+    from models.checkpoints import save_generator
+    from models.rrdbnet import RRDBConfig, RRDBNet
+
+    path = tmp_path / "g_init.safetensors"
+    if not path.exists():
+        torch.manual_seed(0)
+        save_generator(path, RRDBNet(RRDBConfig(nf=8, nb=1, gc=4)).state_dict(), stage="psnr", provenance="test")
+    return path
+
+
+def test_export_command_writes_loadable_safetensors_and_onnx(data: dict[str, Path], tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    cfg = load_config("tiny_psnr", [f"data.train_dir={data['sub']}", "train.iters=2", "train.ema_decay=0.9"])
+    train(cfg, tmp_path / "run", progress=False)
+    written = export_run(tmp_path / "run", tmp_path / "out" / "g.safetensors", ema=True, onnx=True)
+    assert [p.name for p in written] == ["g.safetensors", "g.onnx"]
+    g = load_generator(written[0])
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        expected = g(x).numpy()
+    session = ort.InferenceSession(str(written[1]), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert got.shape == (1, 3, 48, 40) and np.abs(got - expected).max() < 1e-4
+    assert json.loads(read_metadata(written[0])["extra"])["ema"] is True
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_finishes(data: dict[str, Path], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cmd = [str(Path(sys.executable).parent / "esrgan"), "train", "tiny_psnr", "--run-dir", str(run), "--no-progress",
+           "-s", f"data.train_dir={data['sub']}", "-s", "train.ckpt_every=100000", "--iters", "100000"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not (run / "log.csv").exists() or len(read_log(run)) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "--resume" in out
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert 2 <= state["step"] < 100000
+    assert not (run / "g_psnr.safetensors").exists()  # not finished, so no final export
+    resumed = subprocess.run(
+        [*cmd[:-1], str(state["step"] + 2), "--resume"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert load_generator(run / "g_psnr.safetensors").config.nf == 8
+
+
+def test_relativistic_losses_match_their_formulas() -> None:
+    real, fake = torch.tensor([[1.0], [2.0]]), torch.tensor([[0.5], [-1.0]], requires_grad=True)
+    sig = torch.sigmoid
+    d_ref = -(torch.log(sig(real - fake.mean())).mean() + torch.log(1 - sig(fake - real.mean())).mean()) / 2
+    g_ref = -(torch.log(1 - sig(real - fake.mean())).mean() + torch.log(sig(fake - real.mean())).mean()) / 2
+    assert torch.allclose(ragan_d_loss(real, fake), d_ref) and torch.allclose(ragan_g_loss(real, fake), g_ref)
+    # G's loss reaches the fake logits through both terms (the real term via E[C(x_f)]).
+    (grad,) = torch.autograd.grad(ragan_g_loss(real, fake), fake)
+    (grad_fake_term_only,) = torch.autograd.grad(-torch.log(sig(fake - real.mean())).mean() / 2, fake)
+    assert not torch.allclose(grad, grad_fake_term_only)
+
+
+def test_schedules_follow_the_papers() -> None:
+    paper = load_config("esrgan_psnr_x4").optim_g
+    assert [lr_at(s, paper) for s in (0, 199_999, 200_000, 400_000, 999_999)] == [2e-4, 2e-4, 1e-4, 5e-5, 1.25e-5]
+    gan = load_config("esrgan_gan_x4", ["train.init_g=x"])
+    assert [lr_at(s, gan.optim_d) for s in (0, 50_000, 100_000, 200_000, 300_000)] == [1e-4, 5e-5, 2.5e-5, 1.25e-5,
+                                                                                       6.25e-6]  # fmt: skip
+    assert gan.loss.perceptual == 1 and gan.loss.gan == 5e-3 and gan.loss.pixel == 1e-2
+    cosine = load_config("basicsr_psnr_x4").optim_g
+    assert lr_at(0, cosine) == 2e-4 and lr_at(250_000, cosine) == 2e-4
+    assert lr_at(125_000, cosine) == pytest.approx((2e-4 + 1e-7) / 2) and cosine.betas == [0.9, 0.99]
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config("tiny_psnr", ["train.iterations=5"])
+    with pytest.raises(ConfigError, match=r"data\.batch: expected an integer"):
+        load_config("tiny_psnr", ["data.batch=many"])
+    with pytest.raises(ConfigError, match="init_g"):
+        load_config("tiny_gan")
+    with pytest.raises(ConfigError, match="L1 only"):
+        load_config("tiny_psnr", ["loss.gan=0.005"])
+    with pytest.raises(ConfigError, match="no such config"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_missing_vgg_weights_stop_the_run_with_directions(data: dict[str, Path], tmp_path: Path) -> None:
+    cfg = load_config(
+        "tiny_gan",
+        [f"data.train_dir={data['sub']}", f"train.init_g={write_generator(tmp_path)}", "loss.perceptual=1",
+         f"loss.vgg_weights={tmp_path / 'vgg19.pth'}"],
+    )  # fmt: skip
+    with pytest.raises(SystemExit, match=r"loss.perceptual=0") as exc:
+        train(cfg, tmp_path / "run", progress=False)
+    assert str(tmp_path / "vgg19.pth") in str(exc.value)
+
+
+def test_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    monkeypatch.setenv("ESRGAN_THREADS", "1")
+    try:
+        set_threads(0)
+        assert torch.get_num_threads() == 1
+        set_threads(3)  # the config's value wins over the environment
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
