@@ -85,8 +85,8 @@ def browser(request: pytest.FixtureRequest):
         yield b
         b.close()
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"web UI screenshots: {ARTIFACTS}")
+    if reporter is not None:  # after the run's summary, where output is no longer captured
+        request.config.add_cleanup(lambda: reporter.write_line(f"web UI screenshots: {ARTIFACTS}"))
 
 
 def open_page(browser, url: str, page_route=None, **options):
