@@ -99,3 +99,63 @@ def test_dataset_refuses_a_scale_it_was_not_prepared_for(prepared: Path, tmp_pat
         PairedPatches(prepared, 2, 32)
     with pytest.raises(FileNotFoundError, match="esrgan data prepare"):
         PairedPatches(tmp_path, 4, 32)
+
+
+@pytest.fixture
+def http_root(tmp_path: Path):
+    """A real HTTP server on loopback serving tmp_path/www."""
+    import functools
+    import http.server
+    import threading
+
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield www, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_download_verifies_and_unpacks_zip_and_tar(tmp_path: Path, http_root) -> None:
+    import hashlib
+    import tarfile
+    import zipfile
+
+    from models.download import ChecksumError
+    from training.download import Archive, download_dataset
+
+    www, base = http_root
+    photos = write_photos(tmp_path / "photos", textured=2, size=(40, 40))
+    with zipfile.ZipFile(www / "Set_HR.zip", "w") as zf:
+        for p in photos.iterdir():
+            zf.write(p, f"Set_HR/{p.name}")
+    with tarfile.open(www / "Other.tar", "w") as tf:
+        tf.add(photos, arcname="Other/Other_HR")
+    digest = hashlib.sha256((www / "Set_HR.zip").read_bytes()).hexdigest()
+
+    archives = [
+        Archive(f"{base}/Set_HR.zip", digest, None, "Set_HR"),
+        Archive(f"{base}/Other.tar", None, None, "Other/Other_HR"),
+    ]
+    folders = download_dataset(archives, tmp_path / "out", keep_archives=False, progress=False)
+    for folder in folders:
+        assert sorted(p.name for p in folder.iterdir()) == ["tex0.png", "tex1.png"]
+    assert not (tmp_path / "out" / "archives" / "Set_HR.zip").exists()
+
+    with pytest.raises(ChecksumError):
+        download_dataset([Archive(f"{base}/Set_HR.zip", "0" * 64, None, "Set_HR")], tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad" / "Set_HR").exists()
+
+
+def test_extract_refuses_members_outside_the_folder(tmp_path: Path) -> None:
+    import zipfile
+
+    from training.download import extract
+
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
+        zf.writestr("../escaped.txt", "x")
+    with pytest.raises(ValueError, match="outside"):
+        extract(tmp_path / "evil.zip", tmp_path / "out")
+    assert not (tmp_path / "escaped.txt").exists()

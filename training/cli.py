@@ -27,6 +27,32 @@ def data_prepare(
     typer.echo(f"{len(rows)} sub-images from {len({r.source for r in rows})} images -> {out_dir}")
 
 
+@data_app.command("download")
+def data_download(
+    name: str = typer.Argument(..., help="div2k or flickr2k"),
+    out: Path = typer.Option(Path("data"), help="folder for the archives and the unpacked images"),
+    keep_archives: bool = typer.Option(True, help="keep the downloaded archives next to the images"),
+) -> None:
+    """Download DIV2K (train + valid HR) or Flickr2K from the official URLs, with resume and published checksums."""
+    from models.download import DownloadError
+    from training.download import DATASETS, download_dataset
+
+    if name not in DATASETS:
+        raise typer.BadParameter(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    archives = DATASETS[name]
+    for a in archives:
+        size = f"{a.size / 1e9:.1f} GB" if a.size else "size not published"
+        check = "sha256 published by TensorFlow Datasets" if a.sha256 else "no published checksum: not verified"
+        typer.echo(f"{a.url} ({size}; {check})")
+    try:
+        folders = download_dataset(archives, out, keep_archives=keep_archives)
+    except (DownloadError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    for folder in folders:
+        typer.echo(f"HR images: {folder}")
+    typer.echo(f"next: esrgan data prepare {folders[0]} {out}/{name}_sub_x4 --scale 4 --format npy")
+
+
 @app.command("train")
 def train_command(
     config: str = typer.Argument(..., help="YAML config: a path, or a name in training/configs/"),
