@@ -153,6 +153,22 @@ def wait_finished(page) -> None:
     assert page.get_attribute("body", "data-state") == "finished", page.inner_text("#error")
 
 
+def blob_bytes(page, selector: str) -> bytes:
+    """The bytes behind an <img> whose src is a blob: URL (what the page fetched and shows)."""
+    data = page.eval_on_selector(
+        selector,
+        """async (img) => {
+            const blob = await (await fetch(img.src)).blob();
+            return await new Promise((resolve) => {
+                const reader = new FileReader();
+                reader.onload = () => resolve(reader.result.split(",")[1]);
+                reader.readAsDataURL(blob);
+            });
+        }""",
+    )
+    return base64.b64decode(data)
+
+
 def split(page) -> float:
     return float(page.get_attribute("#divider", "aria-valuenow"))
 
@@ -268,6 +284,17 @@ def test_alphas_stay_cached_and_preview_shows_the_visible_crop(desktop, files: d
     assert 0 < shown[0] <= natural[0] < 384 and 0 < shown[1] <= natural[1] <= 256
     assert natural[0] % 4 == 0 and natural[1] % 4 == 0
     assert page.inner_text("#tag-after").startswith("Preview α 1.00")
+    # Its pixels are the whole image's result at alpha 1 in exactly the area it is laid over.
+    x, y, w, h = (
+        int(v)
+        for v in page.eval_on_selector(
+            "#preview-box", "e => [e.offsetLeft, e.offsetTop, e.offsetWidth, e.offsetHeight]"
+        )
+    )
+    dx, dy = (int(-v) for v in page.eval_on_selector("#preview-img", "e => [e.offsetLeft, e.offsetTop]"))
+    crop = rgb(blob_bytes(page, "#preview-img"))[dy : dy + h, dx : dx + w]
+    whole = expected_output(rgb(files["sample"]), 1.0)[y : y + h, x : x + w]
+    assert crop.shape == whole.shape and np.abs(crop - whole).mean() < 1 / 255
     page.screenshot(path=ARTIFACTS / "desktop-preview.png")
 
     page.click("#zoom-fit")
