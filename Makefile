@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint serve clean chromium redis
+.PHONY: install test lint serve clean chromium redis containers docker-wheels docker-requirements
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,30 @@ redis:
 	  else echo "No redis-server: the service's Redis tests will fail (as root: apt-get install -y redis-server)"; fi; \
 	fi
 
-test: lint chromium redis
+# The self-hosting test (tests/test_compose.py) builds the CPU images and runs docker-compose.yml with podman, which
+# stands in for Docker where no engine runs; ../shared/tools/podman-setup.sh (beside the clone in CI) configures it.
+PODMAN_SETUP ?= ../shared/tools/podman-setup.sh
+containers: docker-wheels
+	@if [ -x $(PODMAN_SETUP) ] && [ "$$(id -u)" = 0 ] && ! podman image exists docker.io/library/python:3.11-slim 2>/dev/null; then \
+	  nice -n 10 $(PODMAN_SETUP); \
+	elif ! command -v podman >/dev/null; then echo "No podman: the container test will be skipped (README: Self-hosting)"; fi
+
+# torch's CPU wheel for the CPU images (PyPI serves only the CUDA build): pip's local copy if it has one, else PyTorch's
+# CPU index. The images run Python 3.11 on manylinux x86_64, whatever this machine is.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_WHEEL_FLAGS := --quiet --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux_2_28_x86_64
+docker-wheels: $(STAMP)
+	@ls docker/wheels/torch-2.13.0+cpu-*.whl >/dev/null 2>&1 \
+	  || $(BIN)/pip download $(TORCH_WHEEL_FLAGS) --no-index --dest docker/wheels torch==2.13.0 2>/dev/null \
+	  || $(BIN)/pip download $(TORCH_WHEEL_FLAGS) --index-url $(TORCH_CPU_INDEX) --dest docker/wheels torch==2.13.0
+	@ls docker/wheels/torch-2.13.0+cpu-*.whl >/dev/null 2>&1 \
+	  || { echo "docker/wheels/ got no torch 2.13.0 CPU wheel (is $(TORCH_CPU_INDEX) reachable?)" >&2; exit 1; }
+
+# After changing dependencies in pyproject.toml (and installing them): re-pin what the images install.
+docker-requirements: $(STAMP)
+	$(BIN)/python docker/pin_requirements.py
+
+test: lint chromium redis containers
 	$(BIN)/pytest
 
 # The whole service on http://127.0.0.1:8000: API, web UI and in-process workers with the embedded default weights.

@@ -32,22 +32,20 @@ RUN apt-get update \
     && mkdir -p /data/storage /data/weights \
     && chown -R esrgan:esrgan /data
 
-FROM cuda-runtime AS build
+# Dependencies only: PyPI's torch==2.13.0 is the CUDA 13 build; its CUDA libraries come as pinned nvidia-* wheels.
+FROM cuda-runtime AS deps
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/opt/venv/bin:$PATH
-COPY --from=wheel /reqs/ /reqs/
-COPY --from=wheel /dist/ /dist/
-# PyPI's torch==2.13.0 is the CUDA 13 build; its CUDA libraries come as pinned nvidia-* wheels.
+COPY docker/requirements.txt docker/requirements-cuda.txt /reqs/
 RUN python3 -m venv /opt/venv \
     && pip install --quiet pip==26.0.1 \
-    && pip install --quiet -r /reqs/requirements.txt -r /reqs/requirements-cuda.txt \
-    && pip install --quiet --no-deps /dist/*.whl \
-    && pip check
+    && pip install --quiet -r /reqs/requirements.txt -r /reqs/requirements-cuda.txt
 
 FROM cuda-runtime AS worker-cuda
-COPY --from=build /opt/venv /opt/venv
+COPY --from=deps /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN --mount=type=bind,from=wheel,source=/dist,target=/dist pip install --quiet --no-deps /dist/*.whl && pip check
 COPY docker/healthcheck.py /opt/esrgan/healthcheck.py
-ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONUNBUFFERED=1 \
+ENV PYTHONUNBUFFERED=1 \
     ESRGAN_STORAGE_DIR=/data/storage \
     ESRGAN_CACHE_DIR=/data/weights
 VOLUME ["/data/storage", "/data/weights"]
