@@ -64,7 +64,7 @@ def test_context_and_config(tmp_path: Path, pair: tuple[Path, Path]) -> None:
     # Two pairs: the model choice is shown, the default selected.
     assert '<div class="field" id="model-field">' in html
     assert re.search(r'<option value="tiny" data-scale="4" selected>tiny \(×4\)</option>', html)
-    assert "up to 2.9 MB · up to 0.2 megapixels" in html
+    assert "up to 2.9 MB · up to 0.25 megapixels" in html
     assert 'id="key-button" hidden' in html
 
 

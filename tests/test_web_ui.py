@@ -365,6 +365,7 @@ def test_refusals_in_the_page_and_errors_from_the_server(browser, server: Server
     page.wait_for_function("document.getElementById('file-error').textContent.includes('heavy.png')")
     assert page.inner_text("#file-error").endswith("the server accepts files up to 146.5 KB.")
     assert page.get_attribute("body", "data-state") == "empty"
+    assert page.inner_text("#limits-hint") == "PNG, JPEG or WebP · up to 146.5 KB · up to 0.40 megapixels"
     page.screenshot(path=ARTIFACTS / "desktop-refused.png")
     assert posts == []
     context.close()
