@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from models.checkpoints import load_checkpoint
+from models.registry import PAIRS, resolve_pair
 from service.settings import Settings, WeightsEntry
 
 log = logging.getLogger(__name__)
@@ -37,18 +39,12 @@ def pair_paths(entry: WeightsEntry) -> tuple[Path, Path]:
     """Local PSNR and GAN files of a configured pair (a registry name is resolved, never downloaded here)."""
     if entry.psnr is not None and entry.gan is not None:
         return entry.psnr, entry.gan
-    from models.registry import resolve_pair
-
     return resolve_pair(entry.name)
 
 
 def describe(entry: WeightsEntry, default: bool) -> ModelInfo:
-    from models.checkpoints import load_checkpoint
-
     description, registry_provenance = None, {}
     if entry.psnr is None:
-        from models.registry import PAIRS
-
         spec = PAIRS.get(entry.name)
         if spec is not None:
             description = spec.note

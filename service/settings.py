@@ -12,6 +12,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from models.registry import DEFAULT_PAIR
+
 MB = 1024 * 1024
 
 
@@ -24,12 +26,6 @@ class WeightsEntry:
     gan: Path | None = None
 
 
-def _default_weights() -> list[str]:
-    from models.registry import DEFAULT_PAIR
-
-    return [DEFAULT_PAIR]
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ESRGAN_", env_file=".env", extra="ignore")
 
@@ -40,7 +36,7 @@ class Settings(BaseSettings):
     storage_dir: Path = Path("data/jobs")
     # Model pairs, comma-separated. An entry is a registry name (`esrgan-compact-x4`) or `NAME=PSNR_FILE+GAN_FILE`.
     # The first entry is the default for requests that do not name a model.
-    weights: Annotated[list[str], NoDecode] = Field(default_factory=_default_weights)
+    weights: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [DEFAULT_PAIR])
     default_alpha: float = Field(0.8, ge=0.0, le=1.0, allow_inf_nan=False)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     tile: int | None = Field(None, ge=16)  # None: the engine picks a tile size for the device

@@ -18,6 +18,8 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import WorkerStatus
 
+from models.engine import Cancelled, Engine, EngineSettings
+from models.images import read_image, write_image
 from service.metrics import RedisStats
 from service.pairs import pair_paths
 from service.queue import CANCEL_KEY
@@ -36,12 +38,10 @@ class EngineCache:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.entries = {entry.name: entry for entry in settings.weight_entries}
-        self.engines: dict[str, Any] = {}
+        self.engines: dict[str, Engine] = {}
 
-    def get(self, model: str) -> Any:
+    def get(self, model: str) -> Engine:
         if model not in self.engines:
-            from models.engine import Engine, EngineSettings
-
             psnr, gan = pair_paths(self.entries[model])
             settings = EngineSettings(device=self.settings.device, tile=self.settings.tile)
             self.engines[model] = Engine.from_pair(psnr, gan, settings)
@@ -70,9 +70,6 @@ def upscale_stored(
     Returns:
         True when the result is stored, False when `cancel()` stopped the job (nothing is stored then).
     """
-    from models.engine import Cancelled
-    from models.images import read_image, write_image
-
     if cancel():
         return False
     picture = read_image(storage.read(job_id, "input"), max_pixels=engines.settings.max_pixels)

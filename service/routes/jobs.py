@@ -3,10 +3,11 @@
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from models.images import FORMATS
 from service.deps import ApiKey, JobsDep, StorageDep
 from service.queue import TERMINAL, JobInfo, JobState
 from service.routes.errors import ERRORS, ErrorBody
-from service.routes.upscale import MEDIA_TYPES, result_response, with_urls
+from service.routes.upscale import result_response, with_urls
 from service.storage import JOB_ID
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[ApiKey])
@@ -29,7 +30,7 @@ def get_job(request: Request, job_id: str, jobs: JobsDep) -> JobInfo:
     "/{job_id}/result",
     response_class=FileResponse,
     responses={
-        200: {"content": {t: {} for t in MEDIA_TYPES.values()}},
+        200: {"content": {t: {} for t in FORMATS.values()}},
         409: {"model": ErrorBody, "description": "The job has not finished (or failed, or was cancelled)"},
         **ERRORS,
     },

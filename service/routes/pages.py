@@ -6,8 +6,8 @@ The page and its static files are public; the API calls it makes carry the key w
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from models.images import FORMATS
 from service.deps import CatalogDep, SettingsDep
-from service.routes.upscale import MEDIA_TYPES
 
 router = APIRouter(include_in_schema=False)
 
@@ -22,7 +22,7 @@ def index(request: Request, settings: SettingsDep, catalog: CatalogDep) -> Respo
         "default_alpha": settings.default_alpha,
         "default_model": settings.default_model,
         "models": models,
-        "formats": list(MEDIA_TYPES),
+        "formats": list(FORMATS),
         "accept": ["image/png", "image/jpeg", "image/webp", ".png", ".jpg", ".jpeg", ".webp"],
         "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels},
         "api_key_required": settings.api_key is not None,

@@ -11,6 +11,7 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from models.images import EXTENSIONS, FORMATS, ImageError, read_image
 from service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep, StorageDep
 from service.queue import TERMINAL, JobInfo, JobState, QueueUnavailable, Size
 from service.routes.errors import ERRORS
@@ -19,20 +20,16 @@ from service.settings import MB
 router = APIRouter(tags=["jobs"], dependencies=[ApiKey])
 
 Format = Literal["png", "webp", "jpeg"]
-MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
-EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
 
 
 def download_name(client_name: str | None, fmt: str, scale: int) -> str:
     """`photo_x4.png` from the client's `photo.jpg`: used in Content-Disposition only, never as a storage path."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(client_name or "").stem).strip("._-")[:64] or "image"
-    return f"{stem}_x{scale}.{EXTENSIONS[fmt]}"
+    return f"{stem}_x{scale}{EXTENSIONS[fmt]}"
 
 
 def decode_upload(data: bytes, max_pixels: int) -> tuple[int, int]:
     """Width and height of an upload the workers can read, or HTTPException 415 (not an image we can read)."""
-    from models.images import ImageError, read_image
-
     if not data:
         raise HTTPException(415, "The uploaded file is empty; send an image (PNG, JPEG or WebP).")
     try:
@@ -50,7 +47,7 @@ def with_urls(request: Request, info: JobInfo) -> JobInfo:
 
 
 def result_response(info: JobInfo, path: Path) -> FileResponse:
-    return FileResponse(path, media_type=MEDIA_TYPES[info.format], filename=info.filename)
+    return FileResponse(path, media_type=FORMATS[info.format], filename=info.filename)
 
 
 @router.post(
@@ -58,7 +55,7 @@ def result_response(info: JobInfo, path: Path) -> FileResponse:
     status_code=202,
     response_model=JobInfo,
     responses={
-        200: {"description": "With `wait=true`: the upscaled image", "content": {t: {} for t in MEDIA_TYPES.values()}},
+        200: {"description": "With `wait=true`: the upscaled image", "content": {t: {} for t in FORMATS.values()}},
         **ERRORS,
     },
 )
