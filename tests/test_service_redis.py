@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
+from rq import Queue, Worker
 from rq.job import Job
 from service_helpers import (
     api_server,
@@ -77,6 +78,7 @@ def test_ready_needs_a_worker_then_upload_progress_result(client, request) -> No
 
 
 def test_two_workers_share_a_queue(client, workers, redis_url: str) -> None:
+    wait_until(lambda: client.get("/readyz").json().get("workers") == 2, 90, "two workers to register")
     ids = [upload(client, png_bytes(64, 64, seed=s), tile=16) for s in range(6)]
     for job_id in ids:
         assert wait_job(client, job_id)["state"] == "finished"
@@ -152,13 +154,19 @@ def test_worker_concurrency_runs_a_pool(client, workers, env, tmp: Path, redis_u
     for proc in workers.values():
         proc.stop()  # (already killed when the whole module runs) only the pool may take these jobs
     pool = start_worker(env, tmp / "pool.log", "--concurrency", "2")
+    redis = Redis.from_url(redis_url)
+
+    def pool_workers() -> bool:  # registered and ready: their models are loaded before they register
+        names = {w.name for w in Worker.all(queue=Queue("esrgan", connection=redis))}
+        return len(names - {"w1", "w2", "w3"}) == 2
+
     try:
+        wait_until(pool_workers, 90, "the pool's two workers to register")
         ids = [upload(client, png_bytes(48, 48, seed=s), tile=16) for s in range(6)]
         for job_id in ids:
             assert wait_job(client, job_id, timeout=90)["state"] == "finished"
     finally:
         pool.stop()
-    redis = Redis.from_url(redis_url)
     names = {Job.fetch(job_id, connection=redis).worker_name for job_id in ids}
     assert len(names) == 2 and not names & {"w1", "w2", "w3"}, pool.output()
 
