@@ -8,9 +8,10 @@ worker checks between tiles. The API and `esrgan worker` only share this module'
 import contextlib
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from redis import Redis
@@ -26,6 +27,7 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 CANCEL_KEY = "esrgan:cancel:{0}"
+T = TypeVar("T")
 
 
 class JobState(StrEnum):
@@ -109,7 +111,7 @@ class RedisJobs:
         self.queue = Queue(settings.queue_name, connection=self.redis)
         self.stats_store = RedisStats(self.redis)
 
-    def _call(self, fn, *args, **kwargs):
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             return fn(*args, **kwargs)
         except RedisError as exc:
