@@ -251,6 +251,9 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
     random.seed(t.seed)
     memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
     amp = t.amp and device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed patch sizes: let cuDNN pick its fastest kernels once
+    tensorboard = tensorboard_writer(run_dir)
 
     if not d_cfg.train_dir:
         raise ConfigError("data.train_dir is empty: prepare data with `esrgan data prepare` and point at it")
@@ -310,6 +313,10 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
         if ema is not None:
             val_metrics["psnr_y_ema"] = validator(ema, device, t.channels_last)
         _append_csv(run_dir / "val.csv", ["step", "psnr_y", "psnr_y_ema"], val_metrics)
+        if tensorboard is not None:
+            for key in ("psnr_y", "psnr_y_ema"):
+                if key in val_metrics:
+                    tensorboard.add_scalar(f"val/{key}", val_metrics[key], step)
 
     loader = make_loader(dataset, d_cfg.batch, step, d_cfg.workers, d_cfg.prefetch, pin_memory=device.type == "cuda")
     batches = iter(loader)
@@ -386,6 +393,10 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
                     "wall_s": now - start_time,
                 }
                 _append_csv(run_dir / "log.csv", LOG_FIELDS, row)
+                if tensorboard is not None:
+                    for key, value in row.items():
+                        if key != "step":
+                            tensorboard.add_scalar(f"train/{key}", value, step)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k in ("l_pix", "l_g", "l_d")})
                 last_log_time, last_log_step = now, step
             if step % t.val_every == 0 or step == t.iters:
@@ -393,6 +404,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
             if step % t.ckpt_every == 0:
                 save_checkpoint(ckpt_path, state())
     bar.close()
+    if tensorboard is not None:
+        tensorboard.close()
     final = state()
     save_checkpoint(ckpt_path, final)
     if step >= t.iters:
@@ -403,6 +416,15 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
 def _arch(config: Config) -> dict[str, int]:
     m = config.model
     return {"nf": m.nf, "nb": m.nb, "gc": m.gc, "scale": m.scale}
+
+
+def tensorboard_writer(run_dir: Path) -> Any:
+    """A TensorBoard writer into the run directory when the `tensorboard` package is installed; CSV logs always."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
 
 
 def _append_csv(path: Path, fields: list[str], row: dict[str, Any]) -> None:
