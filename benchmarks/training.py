@@ -141,7 +141,8 @@ def main() -> None:
             ratio = f"{base / seconds:.2f}x" if base else "n/a"
             arch = MODELS[name]
             label = f"{name} nf={arch['nf']} nb={arch['nb']} gc={arch['gc']}"
-            cells = f"{seconds:.2f} | {3600 / seconds:,.0f} | {16 / seconds:.1f} | {ratio} | {seconds / bare[name]:.2f}x"
+            speed = f"{seconds:.2f} | {3600 / seconds:,.0f} | {16 / seconds:.1f}"
+            cells = f"{speed} | {ratio} | {seconds / bare[name]:.2f}x"
             print(f"| {label} | {stage} | {cells} |")
             if stage == "psnr":
                 print(f"| {label} | bare G step (baseline) | {bare[name]:.2f} | {3600 / bare[name]:,.0f} | | | 1.00x |")
