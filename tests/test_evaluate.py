@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from paths import SHARED_DATASETS
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -17,7 +18,7 @@ from training.bicubic import downscale_uint8
 from training.evaluate import bicubic_upscale, evaluate, network_outputs, score, to_uint8
 from training.metrics import psnr_y, ssim_y
 
-DATASETS = Path("/work/shared/datasets")
+DATASETS = SHARED_DATASETS
 pytestmark = pytest.mark.skipif(not DATASETS.is_dir(), reason="the shared Set5/Set14 images are not here")
 TINY = RRDBConfig(nf=8, nb=1, gc=4, scale=4)
 

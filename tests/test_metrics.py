@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import SHARED_DATASETS
 from PIL import Image
 
 from training.bicubic import downscale_uint8, imresize
 from training.metrics import luminance, niqe, psnr_y, ssim_y
 
-DATASETS = Path("/work/shared/datasets")
+DATASETS = SHARED_DATASETS
 needs_datasets = pytest.mark.skipif(not DATASETS.is_dir(), reason="the shared Set5/Set14 images are not here")
 
 
