@@ -38,9 +38,9 @@ class TileDefaults:
 
 # CPU: the largest window whose activations stay near 1 GB for the paper-size network (its 4x upsampling layers hold
 # 64 x 1024 x 1024 floats per tensor at 256 px), since larger windows recompute fewer shared pixels; batching does not
-# speed up convolutions this large on a CPU. Measured against 128 px tiles: benchmarks/RESULTS.md, "Inference engine".
-# CUDA: not measured yet (no GPU was lent to the task that wrote this); 384 px in batches of 4 keeps the paper-size
-# network within a few GB in fp16.
+# speed up convolutions this large on a CPU. benchmarks/engine.py times it against 128 px tiles; the figures could not
+# be taken yet (benchmarks/RESULTS.md, "Inference engine"). CUDA: not measured (no GPU was lent to the task that wrote
+# this); 384 px in batches of 4 keeps the paper-size network within a few GB in fp16.
 DEVICE_DEFAULTS = {
     "cpu": TileDefaults(tile=256, overlap=32, batch=1),
     "cuda": TileDefaults(tile=384, overlap=32, batch=4),

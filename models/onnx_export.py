@@ -1,11 +1,12 @@
 """ONNX export of a PSNR/GAN pair that serves any alpha, and the ONNX Runtime side of the engine.
 
 Alpha is a graph input: the file holds the PSNR weights and the GAN-minus-PSNR deltas, and the graph computes
-w = psnr + alpha * delta for every parameter on each run. The alternative, one session per alpha with the blend
-folded into constant weights (and a small cache of sessions), was measured (benchmarks/RESULTS.md, "Inference
-engine"): building a session for a new alpha costs far more than the blend inside the graph costs per run, and the
-per-tile run time of the two graphs is the same within noise, because ONNX Runtime's CPU convolution repacks its
-weights on each call either way. So one session serves every alpha, and a new alpha costs nothing.
+w = psnr + alpha * delta for every parameter on each run. The alternative is one session per alpha with the blend
+folded into constant weights, kept in a small cache. Why the input: the blend costs one multiply-add per weight
+(16.7 M for the paper-size network) per run, against ~17.9 M multiply-adds per *input pixel* for the convolutions,
+so it is noise on any real tile, while a session per alpha pays an export and a session load (seconds) for every
+new alpha and holds one full copy of the weights per cached alpha. `benchmarks/engine.py` prints both (run time per
+tile with each graph, and the cost of a new alpha); its figures go to benchmarks/RESULTS.md, "Inference engine".
 """
 
 import ctypes
