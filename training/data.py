@@ -11,8 +11,9 @@ no DataLoader or worker RNG state needs saving.
 
 Texture rule (our photos are ~70% flat sky, bokeh and blur): a candidate HR patch whose mean absolute gradient
 (luma in [0, 1], mean of |dx| and |dy|) is below `min_gradient` is redrawn from a fresh random sub-image and position,
-at most `max_redraws` times; if every draw is flat, the most textured draw is used. On the Debian photo set (data/hr), 0.01 keeps
-33% of 128 px tiles, 87% of those a bicubic x4 round trip cannot reproduce above 35 dB (the "textured" tiles).
+at most `max_redraws` times; if every draw is flat, the most textured draw is used. On the Debian photo set
+(data/hr), 0.01 keeps 33% of 128 px tiles, 87% of those a bicubic x4 round trip cannot reproduce above 35 dB
+(the "textured" tiles).
 """
 
 import csv
