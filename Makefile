@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test lint serve clean chromium redis containers docker-wheels docker-requirements
 
-$(STAMP): pyproject.toml
+# docker/requirements.txt pins the whole runtime closure: the test venv installs exactly what the images install.
+$(STAMP): pyproject.toml docker/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned, so nothing later resolves a bare `torch` into a CUDA download.
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -c docker/requirements.txt
 	touch $(STAMP)
 
 install: $(STAMP)
