@@ -4,17 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from matlab_reference import matlab_kernel
 
 from training.bicubic import downscale_uint8, imresize
-
-
-def matlab_kernel(x: float) -> float:
-    ax = abs(x)
-    if ax <= 1:
-        return 1.5 * ax**3 - 2.5 * ax**2 + 1
-    if ax <= 2:
-        return -0.5 * ax**3 + 2.5 * ax**2 - 4 * ax + 2
-    return 0.0
 
 
 def reference_resize_axis(column: list[float], out_length: int, scale: float) -> list[float]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matlab_reference import matlab_kernel
 from paths import SHARED_DATASETS
 from PIL import Image
 
@@ -67,15 +68,6 @@ def ref_ssim(a: np.ndarray, b: np.ndarray, crop: int) -> float:
     return float(np.mean(values))
 
 
-def ref_cubic(x: float) -> float:
-    ax = abs(x)
-    if ax <= 1:
-        return 1.5 * ax**3 - 2.5 * ax**2 + 1
-    if ax <= 2:
-        return -0.5 * ax**3 + 2.5 * ax**2 - 4 * ax + 2
-    return 0.0
-
-
 def ref_halve_axis0(img: np.ndarray) -> np.ndarray:
     """MATLAB imresize(., 0.5) along rows: antialiased cubic (kernel stretched to width 8), mirrored borders."""
     n = img.shape[0]
@@ -83,7 +75,7 @@ def ref_halve_axis0(img: np.ndarray) -> np.ndarray:
     for o in range(n // 2):
         centre = (o + 1) * 2 - 0.5  # 1-based source coordinate of output pixel o + 1
         taps = range(math.floor(centre - 4), math.floor(centre - 4) + 10)
-        weights = [0.5 * ref_cubic(0.5 * (centre - t)) for t in taps]
+        weights = [0.5 * matlab_kernel(0.5 * (centre - t)) for t in taps]
         total = sum(weights)
         for t, wt in zip(taps, weights, strict=True):
             k = t - 1
