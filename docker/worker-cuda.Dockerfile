@@ -43,7 +43,10 @@ RUN python3 -m venv /opt/venv \
 FROM cuda-runtime AS worker-cuda
 COPY --from=deps /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN --mount=type=bind,from=wheel,source=/dist,target=/dist pip install --quiet --no-deps /dist/*.whl && pip check
+# COPY, not a bind mount: a RUN's cache key ignores what a bind mount holds, so a changed wheel (code or weights)
+# would silently reuse the old install layer.
+COPY --from=wheel /dist /tmp/dist
+RUN pip install --quiet --no-deps /tmp/dist/*.whl && pip check && rm -rf /tmp/dist
 COPY docker/healthcheck.py /opt/esrgan/healthcheck.py
 ENV PYTHONUNBUFFERED=1 \
     ESRGAN_STORAGE_DIR=/data/storage \
