@@ -203,9 +203,11 @@ def test_drop_upscale_compare_and_download(desktop, files: dict[str, Path], tmp_
     assert page.get_attribute("#progress-bar", "aria-valuenow") == "100"
     assert page.inner_text("#status-text").startswith("Done in")
     seen = page.evaluate("window.__seen")
-    assert any(re.fullmatch(r"Upscaling: tile \d+ of \d+", label) for label, _ in seen), seen
-    values = [v for label, v in seen if label.startswith("Upscaling: tile")]
-    assert values == sorted(values) and values[-1] <= 100
+    # On an idle machine this small job can finish between two polls, so live tile labels are asserted on the long
+    # job of test_queue_position_progress_and_cancel; here, whatever tile progress was shown only ever rises.
+    assert [label for label, _ in seen][-1].startswith("Done in"), seen
+    values = [v for label, v in seen if re.fullmatch(r"Upscaling: tile \d+ of \d+", label)]
+    assert values == sorted(values) and all(v <= 100 for v in values)
 
     # The comparison: input on the left, result on the right, the same size in output pixels.
     assert page.get_attribute("#viewer", "data-mode") == "compare"
