@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CollectorRegistry
 
-from service.deps import Jobs
+from service.deps import API_KEY_HEADER, Jobs
 from service.local import LocalJobs
 from service.metrics import JobsCollector, RequestMetrics
 from service.middleware import UploadLimit
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["X-API-Key", "Authorization"],
+            allow_headers=[API_KEY_HEADER, "Authorization"],
             expose_headers=["Content-Disposition", "Location"],
         )
     errors.install(app)

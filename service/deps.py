@@ -33,9 +33,12 @@ StorageDep = Annotated[Storage, Depends(get_storage)]
 CatalogDep = Annotated[dict[str, ModelInfo], Depends(get_catalog)]
 
 
+API_KEY_HEADER = "X-API-Key"
+
+
 def require_api_key(
     settings: SettingsDep,
-    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[str | None, Header(alias=API_KEY_HEADER, include_in_schema=False)] = None,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:
     """With `ESRGAN_API_KEY` set, refuse calls without it (401). Compared in constant time."""
@@ -48,7 +51,9 @@ def require_api_key(
     if not given or not secrets.compare_digest(given.encode(), expected.encode()):
         raise HTTPException(
             status_code=401,
-            detail="This server needs an API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'.",
+            detail=(
+                f"This server needs an API key: send it as '{API_KEY_HEADER}: <key>' or 'Authorization: Bearer <key>'."
+            ),
             headers={"WWW-Authenticate": "Bearer"},
         )
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from models.images import FORMATS
-from service.deps import CatalogDep, SettingsDep
+from service.deps import API_KEY_HEADER, CatalogDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -26,6 +26,6 @@ def index(request: Request, settings: SettingsDep, catalog: CatalogDep) -> Respo
         "accept": ["image/png", "image/jpeg", "image/webp", ".png", ".jpg", ".jpeg", ".webp"],
         "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels},
         "api_key_required": settings.api_key is not None,
-        "api_key_header": "X-API-Key",
+        "api_key_header": API_KEY_HEADER,
     }
     return templates.TemplateResponse(request, "index.html", context)
