@@ -21,6 +21,7 @@ FORMATS = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 EXTENSIONS = {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}
 READ_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "BMP", "DIB", "TIFF"}  # MPO: the JPEG variant many cameras write
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channel count -> mode; alpha is always the last channel
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}  # what a folder of images holds
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # EXIF orientation -> numpy equivalent of what PIL.ImageOps.exif_transpose does (rot90 is counter-clockwise).
@@ -211,3 +212,10 @@ def write_image(picture: Picture, fmt: str = "png", quality: int = 95) -> bytes:
     options = {"png": {}, "webp": {"quality": quality, "method": 4}, "jpeg": {"quality": quality, "subsampling": 0}}
     im.save(buf, format=fmt.upper(), icc_profile=picture.icc, **options[fmt])
     return buf.getvalue()
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files directly in `folder` (not recursive), sorted: one rule for the CLI, training and evaluation."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder of images")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

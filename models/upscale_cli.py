@@ -12,10 +12,9 @@ from typing import Annotated
 import typer
 
 from models.cli import one_line_errors
+from models.images import IMAGE_SUFFIXES, list_images
 
 app = typer.Typer()
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 class Device(StrEnum):
@@ -62,7 +61,7 @@ def list_inputs(inputs: list[Path]) -> list[Path]:
     found = []
     for path in inputs:
         if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found += list_images(path)
         elif path.exists():
             found.append(path)
         else:

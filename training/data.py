@@ -27,17 +27,11 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
+from models.images import IMAGE_SUFFIXES, list_images
 from training.bicubic import downscale_uint8
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 MANIFEST = "manifest.tsv"
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-def list_images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder of images")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def read_rgb(path: Path) -> np.ndarray:

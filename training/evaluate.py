@@ -21,13 +21,13 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from models.images import IMAGE_SUFFIXES, list_images
 from training.bicubic import downscale_uint8, imresize
 from training.metrics import niqe, psnr_y, ssim_y
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ALPHAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 GrayMode = Literal["raw", "rgb"]
 _RGB2GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])  # MATLAB's rgb2gray
 
@@ -52,10 +52,8 @@ class Report:
     crop_paths: list[Path]
 
 
-def list_images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder of images")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+def hr_images(folder: Path) -> list[Path]:
+    paths = list_images(folder)
     if not paths:
         raise ValueError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return paths
@@ -129,7 +127,7 @@ def evaluate(
     if gray not in ("raw", "rgb"):
         raise ValueError(f"gray must be 'raw' or 'rgb', not {gray!r}")
     alphas = sorted({check_alpha(a) for a in alphas} | {0.0, 1.0})
-    paths = list_images(data_dir)
+    paths = hr_images(data_dir)
     # fp32 everywhere: the metrics should not move with the GPU's half-precision rounding
     engine = Engine.from_pair(psnr_path, gan_path, EngineSettings(device=device, tile=tile, precision="fp32"))
     scale = engine.scale

@@ -30,9 +30,10 @@ from torch import nn
 
 from models.checkpoints import infer_config, load_state_dict
 from models.discriminator import VGGDiscriminator
+from models.images import list_images
 from models.rrdbnet import RRDBConfig, RRDBNet
 from training.config import Config, ConfigError, OptimConfig, from_dict
-from training.data import PairedPatches, list_images, make_loader, read_rgb
+from training.data import PairedPatches, make_loader, read_rgb
 from training.export import export_generators
 
 CHECKPOINT = "checkpoint.pt"
