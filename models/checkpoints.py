@@ -12,6 +12,7 @@ Our own format is safetensors with metadata (safetensors allows str -> str only)
 
 import json
 import pickle
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -92,10 +93,16 @@ def read_raw(path: str | Path) -> Mapping[str, Any]:
             return load_file(str(path))
         except (SafetensorError, OSError) as exc:
             raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad bytes
-        raise CheckpointError(f"{path}: {_explain_torch_load(exc, path)}") from exc
+    # torch warns on the way to some failures (e.g. an odd pickle protocol byte); those warnings belong to the
+    # error we raise, so they are shown only when the load succeeds
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad bytes
+            raise CheckpointError(f"{path}: {_explain_torch_load(exc, path)}") from exc
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: expected a mapping of parameter names to tensors, found {type(obj).__name__}")
     return obj
