@@ -18,7 +18,7 @@ import io
 import json
 import os
 import platform
-import resource
+import re
 import subprocess
 import sys
 import time
@@ -132,15 +132,22 @@ def child_layout(layout: str, malloc: str) -> None:
     print(json.dumps({"seconds": seconds}))
 
 
+def proc_status_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process in MB. Not ru_maxrss: Linux keeps that across fork and exec, so a
+    child started by this benchmark would report the parent's high-water mark (it did: 1769 MB at every size)."""
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1)) / 1024
+
+
 def child_rss(size: int) -> None:
     """read-equivalent -> upscale -> PNG for one size x size photo, with a model of the paper's widths (nf 64, gc 32)
     but one block, so activations per tile are the paper's and the run stays short; prints peak RSS in MB."""
     engine = Engine(random_weights(RRDBConfig(nf=64, nb=1, gc=32)), None, EngineSettings(device="cpu"))
     picture = Picture(photo(size))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = proc_status_mb("VmRSS")
     result, seconds = timed(engine.upscale, picture)
     data = write_image(result)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = proc_status_mb("VmHWM")
     print(json.dumps({"before_mb": before, "peak_mb": peak, "seconds": seconds, "png_mb": len(data) / 1e6}))
 
 
