@@ -40,6 +40,10 @@ class ImageError(ValueError):
     """Input that cannot be turned into pixels (or pixels that cannot be written); the message is for people."""
 
 
+class ImageTooLarge(ImageError):
+    """A readable image with more pixels than allowed (or a decompression bomb): the service answers 413 for it."""
+
+
 @dataclass
 class Picture:
     """A decoded image.
@@ -119,7 +123,7 @@ def read_image(source: Path | str | bytes, max_pixels: int = 64_000_000) -> Pict
 
     Raises:
         ImageError: not an image, an unsupported format, a truncated or broken file, zero size, or more than
-            `max_pixels` pixels (checked from the header, before anything is decompressed).
+            `max_pixels` pixels (`ImageTooLarge`, checked from the header, before anything is decompressed).
     """
     if isinstance(source, bytes):
         data, name = source, "image"
@@ -141,7 +145,7 @@ def read_image(source: Path | str | bytes, max_pixels: int = 64_000_000) -> Pict
             if w == 0 or h == 0:
                 raise ImageError(f"{name}: the image has zero size ({w}x{h})")
             if w * h > max_pixels:
-                raise ImageError(f"{name}: {w}x{h} is {w * h:,} pixels, more than the limit of {max_pixels:,}")
+                raise ImageTooLarge(f"{name}: {w}x{h} is {w * h:,} pixels, more than the limit of {max_pixels:,}")
             icc = im.info.get("icc_profile") or None
             orientation = im.getexif().get(0x0112, 1)
             if _png16_header(data):
@@ -154,7 +158,7 @@ def read_image(source: Path | str | bytes, max_pixels: int = 64_000_000) -> Pict
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{name}: refused as a decompression bomb ({exc})") from exc
+        raise ImageTooLarge(f"{name}: refused as a decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name}: not an image, or not a format we read (PNG, JPEG, WebP, BMP, TIFF)") from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, png.Error) as exc:

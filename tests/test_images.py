@@ -8,7 +8,7 @@ import png
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from models.images import FORMATS, ImageError, Picture, read_image, write_image
+from models.images import FORMATS, ImageError, ImageTooLarge, Picture, read_image, write_image
 
 
 def encode(im: Image.Image, fmt: str, **kw) -> bytes:
@@ -158,5 +158,5 @@ def test_decompression_bomb_is_refused_from_the_header_before_decoding():
     im = Image.new("L", (12000, 12000))
     data = encode(im, "PNG", compress_level=9)
     assert len(data) < 1_000_000
-    with pytest.raises(ImageError, match="more than the limit"):
+    with pytest.raises(ImageTooLarge, match="more than the limit"):
         read_image(data)

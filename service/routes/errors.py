@@ -17,7 +17,7 @@ class ErrorBody(BaseModel):
 ERRORS: dict[int | str, dict] = {
     401: {"model": ErrorBody, "description": "API key missing or wrong (only when the server has one)"},
     404: {"model": ErrorBody, "description": "No such job (never existed, removed, or expired)"},
-    413: {"model": ErrorBody, "description": "Upload larger than the limit"},
+    413: {"model": ErrorBody, "description": "Upload larger than the size limit, or an image over the pixel limit"},
     415: {"model": ErrorBody, "description": "Not an image this server can read"},
     422: {"model": ErrorBody, "description": "Bad parameter (alpha outside [0, 1], unknown model...)"},
     503: {"model": ErrorBody, "description": "The job queue is unreachable"},

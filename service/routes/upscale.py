@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from models.images import EXTENSIONS, FORMATS, ImageError, read_image
+from models.images import EXTENSIONS, FORMATS, ImageError, ImageTooLarge, read_image
 from service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep, StorageDep
 from service.queue import TERMINAL, JobInfo, JobState, QueueUnavailable, Size
 from service.routes.errors import ERRORS
@@ -29,11 +29,14 @@ def download_name(client_name: str | None, fmt: str, scale: int) -> str:
 
 
 def decode_upload(data: bytes, max_pixels: int) -> tuple[int, int]:
-    """Width and height of an upload the workers can read, or HTTPException 415 (not an image we can read)."""
+    """Width and height of an upload the workers can read, or HTTPException 413 (more pixels than allowed) or 415
+    (not an image we can read)."""
     if not data:
         raise HTTPException(415, "The uploaded file is empty; send an image (PNG, JPEG or WebP).")
     try:
         picture = read_image(data, max_pixels=max_pixels)
+    except ImageTooLarge as exc:
+        raise HTTPException(413, f"The image is too large for this server: {exc}") from exc
     except ImageError as exc:
         raise HTTPException(415, f"The upload cannot be used: {exc}") from exc
     return picture.width, picture.height
