@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from service.deps import API_KEY_HEADER, Jobs
 from service.local import LocalJobs
 from service.metrics import JobsCollector, RequestMetrics
-from service.middleware import UploadLimit
+from service.middleware import ApiKeyGate, UploadLimit
 from service.pairs import load_catalog
 from service.queue import QueueUnavailable, RedisJobs
 from service.routes import errors, health, jobs, models, pages, upscale
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics.register(
         JobsCollector(job_queue.stats, job_queue.depth, job_queue.workers, errors=(QueueUnavailable,))
     )
+    app.add_middleware(ApiKeyGate, settings=settings)  # inside RequestMetrics and CORS: counted, readable by pages
     app.add_middleware(RequestMetrics, registry=app.state.metrics)
     if settings.cors_origins:
         app.add_middleware(

@@ -36,26 +36,31 @@ CatalogDep = Annotated[dict[str, ModelInfo], Depends(get_catalog)]
 API_KEY_HEADER = "X-API-Key"
 
 
+def api_key_refusal(settings: Settings, x_api_key: str | None, authorization: str | None) -> HTTPException | None:
+    """The 401 to answer, or None when the server has no key or the request carries it (compared in constant time)."""
+    if settings.api_key is None:
+        return None
+    given = x_api_key
+    if given is None and authorization and authorization.lower().startswith("bearer "):
+        given = authorization[7:].strip()
+    expected = settings.api_key.get_secret_value()
+    if given and secrets.compare_digest(given.encode(), expected.encode()):
+        return None
+    return HTTPException(
+        status_code=401,
+        detail=f"This server needs an API key: send it as '{API_KEY_HEADER}: <key>' or 'Authorization: Bearer <key>'.",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
 def require_api_key(
     settings: SettingsDep,
     x_api_key: Annotated[str | None, Header(alias=API_KEY_HEADER, include_in_schema=False)] = None,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:
-    """With `ESRGAN_API_KEY` set, refuse calls without it (401). Compared in constant time."""
-    if settings.api_key is None:
-        return
-    given = x_api_key
-    if given is None and authorization and authorization.lower().startswith("bearer "):
-        given = authorization[7:].strip()
-    expected = settings.api_key.get_secret_value()
-    if not given or not secrets.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            status_code=401,
-            detail=(
-                f"This server needs an API key: send it as '{API_KEY_HEADER}: <key>' or 'Authorization: Bearer <key>'."
-            ),
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    """With `ESRGAN_API_KEY` set, refuse calls without it (401). Uploads were already refused by `ApiKeyGate`."""
+    if refusal := api_key_refusal(settings, x_api_key, authorization):
+        raise refusal
 
 
 ApiKey = Depends(require_api_key)

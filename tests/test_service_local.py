@@ -101,7 +101,7 @@ def test_too_many_pixels_is_refused(client) -> None:
     flat = io.BytesIO()
     Image.new("RGB", (400, 300), (40, 90, 200)).save(flat, "PNG")  # small file, 120,000 pixels > 100,000
     response = upload(client, flat.getvalue())
-    assert response.status_code == 415, response.text
+    assert response.status_code == 413, response.text
     assert "pixel" in response.json()["detail"].lower()
 
 
@@ -210,6 +210,16 @@ def test_api_key_and_result_ttl(tmp: Path, weights: str) -> None:
         assert wrong.status_code == 401 and "API key" in wrong.json()["detail"]
         for path in ("/models", "/metrics", "/jobs/" + "0" * 32):
             assert client.get(path).status_code == 401
+        # Refused while only the headers have arrived: an unauthenticated upload costs the server nothing.
+        with socket.create_connection((client.base_url.host, client.base_url.port), timeout=10) as s:
+            s.sendall(
+                b"POST /upscale HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                b"Content-Length: 150000\r\n\r\n"
+            )
+            answer = s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 401") and b"www-authenticate: Bearer" in answer.lower().replace(
+            b"bearer", b"Bearer"
+        ), answer
         assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
 
         bearer = {"Authorization": f"Bearer {KEY}"}
