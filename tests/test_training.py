@@ -50,13 +50,17 @@ def test_stage1_overfits_one_batch(data: dict[str, Path], tmp_path: Path) -> Non
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
 
 
+def extra_of(path: Path) -> dict:
+    return json.loads(read_metadata(path)["extra"])
+
+
 def test_stage2_losses_are_finite_and_move(data: dict[str, Path], tmp_path: Path) -> None:
     psnr_run = tmp_path / "psnr"
     train(load_config("tiny_psnr", [f"data.train_dir={data['sub']}", "train.iters=2"]), psnr_run, progress=False)
     cfg = load_config(
         "tiny_gan",
         [f"data.train_dir={data['sub']}", f"train.init_g={psnr_run}", "train.iters=4", f"data.val_dir={data['val']}",
-         "train.val_every=2", "train.ema_decay=0.5"],
+         "train.val_every=2", "train.ema_decay=0.5", "train.snapshot_every=2"],
     )  # fmt: skip
     final = train(cfg, tmp_path / "gan", progress=False)
     rows = read_log(tmp_path / "gan")
@@ -67,12 +71,15 @@ def test_stage2_losses_are_finite_and_move(data: dict[str, Path], tmp_path: Path
     assert float(rows[0]["l_g"]) == pytest.approx(1e-2 * float(rows[0]["l_pix"]) + 5e-3 * float(rows[0]["l_gan"]))
     # G started from G_PSNR, and the exports carry their training record.
     assert final["step"] == 4 and 0 < final["val"]["psnr_y"] < 60 and "psnr_y_ema" in final["val"]
+    snapshots = sorted(p.name for p in (tmp_path / "gan").glob("g_gan_0*.safetensors"))
+    assert snapshots == [f"g_gan_{n:07d}{ema}.safetensors" for n in (2, 4) for ema in ("", "_ema")]
+    assert extra_of(tmp_path / "gan" / snapshots[0])["iterations"] == 2
     for name in ("g_gan.safetensors", "g_gan_ema.safetensors"):
         g = load_generator(tmp_path / "gan" / name)
         assert g.config.nf == 8 and g.config.nb == 1
-        meta = read_metadata(tmp_path / "gan" / name)
-        extra = json.loads(meta["extra"])
-        assert meta["stage"] == "gan" and extra["iterations"] == 4 and extra["config"]["train"]["stage"] == "gan"
+        extra = extra_of(tmp_path / "gan" / name)
+        assert read_metadata(tmp_path / "gan" / name)["stage"] == "gan" and extra["iterations"] == 4
+        assert extra["config"]["train"]["stage"] == "gan"
         assert extra["data"]["sub_images"] > 0 and extra["validation"]["step"] == 4
 
 
@@ -117,7 +124,7 @@ def test_export_command_writes_loadable_safetensors_and_onnx(data: dict[str, Pat
     session = ort.InferenceSession(str(written[1]), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     assert got.shape == (1, 3, 48, 40) and np.abs(got - expected).max() < 1e-4
-    assert json.loads(read_metadata(written[0])["extra"])["ema"] is True
+    assert extra_of(written[0])["ema"] is True
 
 
 def test_sigterm_saves_a_checkpoint_and_resume_finishes(data: dict[str, Path], tmp_path: Path) -> None:

@@ -80,6 +80,7 @@ class TrainConfig:
     log_every: int = 10
     val_every: int = 5000
     ckpt_every: int = 1000
+    snapshot_every: int = 0  # also export G (and its EMA) as g_<stage>_<step>.safetensors every N iterations; 0 = off
 
 
 @dataclass
@@ -200,6 +201,8 @@ def validate(config: Config, source: str = "<config>") -> None:
         problems.append(f"train.stage must be 'psnr' or 'gan', not {t.stage!r}")
     if t.iters < 1 or t.log_every < 1 or t.val_every < 1 or t.ckpt_every < 1:
         problems.append("train.iters, log_every, val_every and ckpt_every must be >= 1")
+    if t.snapshot_every < 0:
+        problems.append("train.snapshot_every must be >= 0 (0 = no snapshots)")
     if not 0 <= t.ema_decay < 1:
         problems.append(f"train.ema_decay must be in [0, 1), not {t.ema_decay}")
     if min(loss.pixel, loss.perceptual, loss.gan) < 0:

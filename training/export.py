@@ -29,12 +29,13 @@ def save_from_state(path: Path, state: dict[str, Any], ema: bool = False) -> Pat
     return path
 
 
-def export_generators(run_dir: Path, state: dict[str, Any]) -> list[Path]:
-    """The end-of-run exports: g_<stage>.safetensors, plus g_<stage>_ema.safetensors when an EMA was kept."""
-    stage = state["stage"]
-    written = [save_from_state(run_dir / f"g_{stage}.safetensors", state)]
+def export_generators(run_dir: Path, state: dict[str, Any], suffix: str = "") -> list[Path]:
+    """The end-of-run exports: g_<stage>.safetensors, plus g_<stage>_ema.safetensors when an EMA was kept; with a
+    suffix (`_<step>`), the periodic snapshots a user picks a GAN checkpoint from (its artifacts come and go)."""
+    name = f"g_{state['stage']}{suffix}"
+    written = [save_from_state(run_dir / f"{name}.safetensors", state)]
     if state.get("ema") is not None:
-        written.append(save_from_state(run_dir / f"g_{stage}_ema.safetensors", state, ema=True))
+        written.append(save_from_state(run_dir / f"{name}_ema.safetensors", state, ema=True))
     return written
 
 

@@ -404,6 +404,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
                 validate()
             if step % t.ckpt_every == 0:
                 save_checkpoint(ckpt_path, state())
+            if t.snapshot_every and step % t.snapshot_every == 0:
+                export_generators(run_dir, state(), suffix=f"_{step:07d}")
     bar.close()
     if tensorboard is not None:
         tensorboard.close()
