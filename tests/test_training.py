@@ -30,7 +30,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     one = write_photos(root / "one_hr", textured=1, size=(32, 32), seed=5, noise=0.0)
     prepare(one, root / "one", scale=4, crop=32, step=32, progress=False)
     val = write_photos(root / "val", textured=2, size=(48, 40), seed=9)
-    return {"sub": root / "sub", "one": root / "one", "val": val}
+    val_niqe = write_photos(root / "val_niqe", textured=1, size=(200, 104), seed=11)  # two 96 px blocks for NIQE
+    return {"sub": root / "sub", "one": root / "one", "val": val, "val_niqe": val_niqe}
 
 
 def read_log(run_dir: Path) -> list[dict[str, str]]:
@@ -59,8 +60,8 @@ def test_stage2_losses_are_finite_and_move(data: dict[str, Path], tmp_path: Path
     train(load_config("tiny_psnr", [f"data.train_dir={data['sub']}", "train.iters=2"]), psnr_run, progress=False)
     cfg = load_config(
         "tiny_gan",
-        [f"data.train_dir={data['sub']}", f"train.init_g={psnr_run}", "train.iters=4", f"data.val_dir={data['val']}",
-         "train.val_every=2", "train.ema_decay=0.5", "train.snapshot_every=2"],
+        [f"data.train_dir={data['sub']}", f"train.init_g={psnr_run}", "train.iters=4",
+         f"data.val_dir={data['val_niqe']}", "train.val_every=2", "train.ema_decay=0.5", "train.snapshot_every=2"],
     )  # fmt: skip
     final = train(cfg, tmp_path / "gan", progress=False)
     rows = read_log(tmp_path / "gan")
@@ -71,6 +72,9 @@ def test_stage2_losses_are_finite_and_move(data: dict[str, Path], tmp_path: Path
     assert float(rows[0]["l_g"]) == pytest.approx(1e-2 * float(rows[0]["l_pix"]) + 5e-3 * float(rows[0]["l_gan"]))
     # G started from G_PSNR, and the exports carry their training record.
     assert final["step"] == 4 and 0 < final["val"]["psnr_y"] < 60 and "psnr_y_ema" in final["val"]
+    assert final["val"]["niqe"] > 0 and final["val"]["niqe_ema"] > 0  # stage 2 is validated on NIQE too
+    with open(tmp_path / "gan" / "val.csv") as f:
+        assert [float(r["niqe"]) > 0 for r in csv.DictReader(f)] == [True, True]
     snapshots = sorted(p.name for p in (tmp_path / "gan").glob("g_gan_0*.safetensors"))
     assert snapshots == [f"g_gan_{n:07d}{ema}.safetensors" for n in (2, 4) for ema in ("", "_ema")]
     assert extra_of(tmp_path / "gan" / snapshots[0])["iterations"] == 2

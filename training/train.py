@@ -38,6 +38,7 @@ from training.export import export_generators
 
 CHECKPOINT = "checkpoint.pt"
 LOG_FIELDS = ["step", "lr_g", "l_pix", "l_percep", "l_gan", "l_g", "l_d", "d_real", "d_fake", "it_s", "wall_s"]
+VAL_FIELDS = ["step", "psnr_y", "niqe", "psnr_y_ema", "niqe_ema"]  # NIQE in stage gan only
 
 
 def lr_at(step: int, o: OptimConfig) -> float:
@@ -134,15 +135,17 @@ def initial_generator(config: Config) -> RRDBNet:
 
 
 class Validator:
-    """PSNR-Y (crop = scale) of the generator on a folder of HR images, their LR made with MATLAB bicubic once."""
+    """PSNR-Y (crop = scale) of the generator on a folder of HR images, their LR made with MATLAB bicubic once; with
+    `niqe`, also the mean NIQE of its outputs, the perceptual measure a GAN stage is judged by (lower is better), over
+    the images large enough for it."""
 
-    def __init__(self, folder: Path, scale: int, max_images: int = 0) -> None:
+    def __init__(self, folder: Path, scale: int, max_images: int = 0, niqe: bool = False) -> None:
         from training.bicubic import downscale_uint8
 
         images = list_images(folder)[: max_images or None]
         if not images:
             raise ConfigError(f"data.val_dir: {folder} holds no images")
-        self.scale = scale
+        self.scale, self.niqe = scale, niqe
         self.pairs = []
         for path in images:
             hr = read_rgb(path)
@@ -150,20 +153,23 @@ class Validator:
             self.pairs.append((downscale_uint8(hr, scale), hr))
 
     @torch.no_grad()
-    def __call__(self, g: nn.Module, device: torch.device, channels_last: bool) -> float:
-        from training.metrics import psnr_y
+    def __call__(self, g: nn.Module, device: torch.device, channels_last: bool) -> dict[str, float]:
+        from training.metrics import niqe, psnr_y
 
         was_training = g.training
         g.eval()
-        scores = []
+        scores: dict[str, list[float]] = {"psnr_y": [], "niqe": []}
         for lr, hr in self.pairs:
             x = torch.from_numpy(lr.transpose(2, 0, 1).copy()).float().div(255).unsqueeze(0).to(device)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             sr = g(x).float().clamp(0, 1).mul(255).round().byte()[0].permute(1, 2, 0).cpu().numpy()
-            scores.append(psnr_y(sr, hr, crop=self.scale))
+            scores["psnr_y"].append(psnr_y(sr, hr, crop=self.scale))
+            if self.niqe:
+                with contextlib.suppress(ValueError):  # under two 96 px blocks, or flat: NIQE is undefined there
+                    scores["niqe"].append(niqe(sr, crop=self.scale))
         g.train(was_training)
-        return float(np.mean(scores))
+        return {key: float(np.mean(values)) for key, values in scores.items() if values}
 
 
 def rng_state() -> dict[str, Any]:
@@ -269,7 +275,9 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
         min_gradient=d_cfg.min_gradient,
         max_redraws=d_cfg.max_redraws,
     )
-    validator = Validator(Path(d_cfg.val_dir), config.model.scale, d_cfg.val_max_images) if d_cfg.val_dir else None
+    validator = None
+    if d_cfg.val_dir:
+        validator = Validator(Path(d_cfg.val_dir), config.model.scale, d_cfg.val_max_images, niqe=t.stage == "gan")
     vgg = perceptual_network(config, device)
 
     g = (initial_generator(config) if checkpoint is None else RRDBNet(RRDBConfig(**_arch(config)))).to(device)
@@ -310,12 +318,12 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
     def validate() -> None:
         if validator is None:
             return
-        val_metrics.update(step=step, psnr_y=validator(g, device, t.channels_last))
+        val_metrics.update(step=step, **validator(g, device, t.channels_last))
         if ema is not None:
-            val_metrics["psnr_y_ema"] = validator(ema, device, t.channels_last)
-        _append_csv(run_dir / "val.csv", ["step", "psnr_y", "psnr_y_ema"], val_metrics)
+            val_metrics.update({f"{k}_ema": v for k, v in validator(ema, device, t.channels_last).items()})
+        _append_csv(run_dir / "val.csv", VAL_FIELDS, val_metrics)
         if tensorboard is not None:
-            for key in ("psnr_y", "psnr_y_ema"):
+            for key in VAL_FIELDS[1:]:
                 if key in val_metrics:
                     tensorboard.add_scalar(f"val/{key}", val_metrics[key], step)
 
@@ -431,7 +439,11 @@ def tensorboard_writer(run_dir: Path) -> Any:
 
 
 def _append_csv(path: Path, fields: list[str], row: dict[str, Any]) -> None:
+    """Append a row; a file that exists keeps its own header (a run resumed by a newer version stays one table)."""
     new = not path.exists()
+    if not new:
+        with open(path, newline="") as f:
+            fields = next(csv.reader(f), fields)
     with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if new:
