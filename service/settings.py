@@ -4,6 +4,7 @@ The API process and `esrgan worker` read the same settings, so one `.env` file (
 configures both. Hand them out through `get_settings()`; tests build a `Settings(...)` and pass it to `create_app`.
 """
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -45,11 +46,23 @@ class Settings(BaseSettings):
     result_ttl: int = Field(3600, gt=0)  # seconds a finished or failed job and its files are kept
     job_timeout: int = Field(3600, gt=0)  # seconds one job may run before the worker gives up on it
     worker_concurrency: int = Field(1, ge=1)  # worker threads (in-process mode) or processes (`esrgan worker`)
+    # torch threads per worker; 0: OMP_NUM_THREADS if set, else the cores shared out among worker_concurrency
+    # (workers each with torch's default of every core would oversubscribe the CPU and run slower than one).
+    threads: int = Field(0, ge=0)
     # Seconds between worker heartbeats; a job whose worker misses about three of them is retried once, then failed.
     heartbeat: int = Field(10, ge=1)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_key: SecretStr | None = None  # when set, every API call needs `X-API-Key: ...` or `Authorization: Bearer ...`
     wait_timeout: float = Field(120.0, gt=0)  # seconds `POST /upscale?wait=true` waits before answering 202
+
+    @property
+    def torch_threads(self) -> int:
+        """`threads`, else OMP_NUM_THREADS (the variable torch users already set), else the cores per worker."""
+        if self.threads:
+            return self.threads
+        if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+            return int(os.environ["OMP_NUM_THREADS"])
+        return max(1, len(os.sched_getaffinity(0)) // self.worker_concurrency)
 
     @field_validator("weights", "cors_origins", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker, get_current_job
@@ -36,6 +37,7 @@ class EngineCache:
     """
 
     def __init__(self, settings: Settings) -> None:
+        torch.set_num_threads(settings.torch_threads)  # process-wide: in-process worker threads all ask the same
         self.settings = settings
         self.entries = {entry.name: entry for entry in settings.weight_entries}
         self.engines: dict[str, Engine] = {}

@@ -6,12 +6,14 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from pydantic import ValidationError
 
 from service.queue import describe_failure
 from service.routes.upscale import download_name
 from service.settings import Settings, WeightsEntry
 from service.storage import Storage
+from service.worker import EngineCache
 
 JOB = "0123456789abcdef0123456789abcdef"
 
@@ -45,6 +47,23 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 def test_settings_refuse_unsafe_values(field: str, value: object, why: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(why)):
         Settings(**{field: value})
+
+
+def test_workers_share_the_cores_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert Settings().torch_threads == 8
+    assert Settings(worker_concurrency=3).torch_threads == 2
+    assert Settings(worker_concurrency=16).torch_threads == 1
+    assert Settings(worker_concurrency=4, threads=3).torch_threads == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert Settings(worker_concurrency=4).torch_threads == 5 and Settings(threads=3).torch_threads == 3
+    before = torch.get_num_threads()
+    try:
+        EngineCache(Settings(threads=1))  # what every worker builds first
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_settings_refuse_any_origin_with_a_key() -> None:
