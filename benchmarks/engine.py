@@ -8,7 +8,8 @@ NCHW, 128 px tiles with 10 px of context, outputs pasted hard. Printed:
   3. PyTorch against ONNX Runtime, and ONNX with alpha as a graph input against one fixed-weight session per alpha;
   4. the time to serve a new alpha (blend + first tile) against a repeated alpha;
   5. peak RSS for 256, 1024 and 2048 px inputs, each in a fresh process (read -> upscale -> PNG, as the CLI does).
-`--seams` instead measures tiled (default settings) against whole-image output on every Set5/Set14 photo.
+`--seams` instead measures tiled (default settings) and the plain hard paste against the whole-image output on every
+Set5/Set14 photo.
 
     nice -n 10 .venv/bin/python benchmarks/engine.py [--seams] [--weights PSNR.safetensors]
 """

@@ -2,11 +2,13 @@
 
 Alpha is a graph input: the file holds the PSNR weights and the GAN-minus-PSNR deltas, and the graph computes
 w = psnr + alpha * delta for every parameter on each run. The alternative is one session per alpha with the blend
-folded into constant weights, kept in a small cache. Why the input: the blend costs one multiply-add per weight
-(16.7 M for the paper-size network) per run, against ~17.9 M multiply-adds per *input pixel* for the convolutions,
-so it is noise on any real tile, while a session per alpha pays an export and a session load (seconds) for every
-new alpha and holds one full copy of the weights per cached alpha. `benchmarks/engine.py` prints both (run time per
-tile with each graph, and the cost of a new alpha); its figures go to benchmarks/RESULTS.md, "Inference engine".
+folded into constant weights, kept in a small cache. Measured (benchmarks/engine.py; benchmarks/RESULTS.md,
+"Inference engine", paper-size net, 128 px tile, CPU): the alpha input costs 3.9 s per tile against 3.2 s with fixed
+weights (likely because ONNX Runtime can prepack only constant weights), while a session for a new alpha costs
+2.7 s (blend + export + load). So a session per alpha is faster from about 4 tiles at one alpha on; the input is
+faster below that, as for small preview crops whose alpha changes with every slider move, and it keeps
+one copy of the weights resident whatever the alphas. The input was kept for that; `--backend torch` (the default)
+blends in place in 15 ms and has neither cost.
 """
 
 import ctypes
