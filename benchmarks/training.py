@@ -1,15 +1,17 @@
 """Training speed through the real loop (`training.train.train`) and data-pipeline throughput against its need.
 
-    nice -n 10 .venv/bin/python -m benchmarks.training [--iters 3] [--models compact,paper] [--data DIR]
+    nice -n 10 .venv/bin/python -m benchmarks.training [--iters 3] [--models compact,paper] [--precisions fp32,bf16]
 
 (Run as a module from the repository root: as a script, this file's name would shadow the `training` package.)
 
 Each row runs `train()` for 1 + `--iters` iterations at the paper's batch 16 and HR patch 128 and times the iterations
-after the first (the first pays for start-up). Stage 2 runs the full loss: VGG19 conv5_4 perceptual (weights are
-random here, as no ImageNet file is on this machine; the cost is identical), RaGAN with the VGG128 discriminator,
-and L1. Ratios are against stage 1 of the paper-size model measured in the same run. The data rows time
-`PairedPatches` over a prepared set (`--data`, else a synthetic one made here) in-process and through the
-DataLoader, and compare with the rate the fastest measured training configuration needs.
+after the first (the first pays for start-up), in fp32 and with bf16 autocast (`train.amp_cpu`: fp32 weights, bf16
+convolutions; it pays only on CPUs with native bf16 dot products). Stage 2 runs the full loss: VGG19 conv5_4
+perceptual (weights are random here, as no ImageNet file is on this machine; the cost is identical), RaGAN with the
+VGG128 discriminator, and L1. Ratios are against stage 1 of the paper-size model in fp32 and against the same row
+in fp32, both measured in the same run. The data rows time `PairedPatches` over a prepared set (`--data`, else a
+synthetic one made here) in-process and through the DataLoader, and compare with the rate the fastest measured
+training configuration needs.
 """
 
 import argparse
@@ -31,6 +33,11 @@ from training.train import train
 
 MODELS = {"compact": {"nf": 32, "nb": 6, "gc": 16}, "paper": {"nf": 64, "nb": 23, "gc": 32}}
 VGG_WIDTHS = (64, 128, 256, 512, 512)
+
+
+def model_label(name: str) -> str:
+    arch = MODELS[name]
+    return f"{name} nf={arch['nf']} nb={arch['nb']} gc={arch['gc']}"
 
 
 def random_vgg19(path: Path) -> Path:
@@ -60,9 +67,11 @@ def synthetic_set(root: Path) -> Path:
     return root / "sub"
 
 
-def time_training(stage: str, arch: dict[str, int], data: Path, work: Path, iters: int, vgg: Path) -> float:
+def time_training(
+    stage: str, arch: dict[str, int], data: Path, work: Path, iters: int, vgg: Path, precision: str
+) -> float:
     """Seconds per iteration after the first, read from the run's own log."""
-    overrides = [f"model.{k}={v}" for k, v in arch.items()]
+    overrides = [f"model.{k}={v}" for k, v in arch.items()] + [f"train.amp_cpu={precision == 'bf16'}"]
     overrides += [f"data.train_dir={data}", "data.workers=1", f"train.iters={iters + 1}", "train.log_every=1"]
     overrides += ["train.val_every=1000000", "train.ckpt_every=1000000", "train.device=cpu"]
     if stage == "gan":
@@ -71,7 +80,7 @@ def time_training(stage: str, arch: dict[str, int], data: Path, work: Path, iter
             tiny = [*overrides[:-3], "train.iters=1", "train.val_every=10", "train.ckpt_every=10", "data.batch=1"]
             train(load_config("esrgan_psnr_x4", tiny), init, progress=False)
         overrides += [f"train.init_g={init}", f"loss.vgg_weights={vgg}"]
-    run = work / f"{stage}_{arch['nf']}_{arch['nb']}"
+    run = work / f"{stage}_{arch['nf']}_{arch['nb']}_{precision}"
     train(load_config(f"esrgan_{stage}_x4", overrides), run, progress=False)
     with open(run / "log.csv") as f:
         wall = [float(r["wall_s"]) for r in csv.DictReader(f)]
@@ -116,12 +125,13 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=3, help="timed iterations per row")
     parser.add_argument("--models", default="compact,paper")
     parser.add_argument("--stages", default="psnr,gan")
+    parser.add_argument("--precisions", default="fp32,bf16", help="fp32 and/or bf16 (CPU autocast)")
     parser.add_argument("--data", type=Path, help="a prepared set (esrgan data prepare); default: synthetic")
     args = parser.parse_args()
 
     cpu = platform.processor() or platform.machine()
     print(f"# {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"# {time.strftime('%Y-%m-%d %H:%M')}, python {sys.version.split()[0]}, batch 16, HR patch 128, fp32 CPU")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')}, python {sys.version.split()[0]}, batch 16, HR patch 128, CPU")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = args.data or synthetic_set(work / "data")
@@ -132,20 +142,25 @@ def main() -> None:
             bare[name] = bare_step_seconds(MODELS[name], args.iters)
             print(f"  measured {name} bare G step: {bare[name]:.2f} s/iter", flush=True)
             for stage in args.stages.split(","):
-                results[(name, stage)] = time_training(stage, MODELS[name], data, work, args.iters, vgg)
-                print(f"  measured {name} {stage}: {results[(name, stage)]:.2f} s/iter", flush=True)
-        base = results.get(("paper", "psnr"))
-        print("\n| model | stage | s/iter | iter/h | patches/s needed | vs paper stage 1 | vs bare G step |")
-        print("|---|---|---|---|---|---|---|")
-        for (name, stage), seconds in results.items():
+                for precision in args.precisions.split(","):
+                    seconds = time_training(stage, MODELS[name], data, work, args.iters, vgg, precision)
+                    results[(name, stage, precision)] = seconds
+                    print(f"  measured {name} {stage} {precision}: {seconds:.2f} s/iter", flush=True)
+        base = results.get(("paper", "psnr", "fp32"))
+        print("\n| model | stage | precision | s/iter | iter/h | patches/s needed | vs paper stage 1 fp32 | vs fp32 |"
+              " vs bare G step |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|")
+        for (name, stage, precision), seconds in results.items():
             ratio = f"{base / seconds:.2f}x" if base else "n/a"
-            arch = MODELS[name]
-            label = f"{name} nf={arch['nf']} nb={arch['nb']} gc={arch['gc']}"
+            fp32 = results.get((name, stage, "fp32"))
+            label = model_label(name)
             speed = f"{seconds:.2f} | {3600 / seconds:,.0f} | {16 / seconds:.1f}"
-            cells = f"{speed} | {ratio} | {seconds / bare[name]:.2f}x"
-            print(f"| {label} | {stage} | {cells} |")
-            if stage == "psnr":
-                print(f"| {label} | bare G step (baseline) | {bare[name]:.2f} | {3600 / bare[name]:,.0f} | | | 1.00x |")
+            vs_fp32 = f"{fp32 / seconds:.2f}x" if fp32 else "n/a"
+            cells = f"{speed} | {ratio} | {vs_fp32} | {seconds / bare[name]:.2f}x"
+            print(f"| {label} | {stage} | {precision} | {cells} |")
+        for name, seconds in bare.items():
+            speed = f"{seconds:.2f} | {3600 / seconds:,.0f}"
+            print(f"| {model_label(name)} | bare G step (baseline) | fp32 | {speed} | | | | 1.00x |")
 
         need = 16 / min(results.values())
         print(f"\nData pipeline ({data}), patches/s; the fastest training row above needs {need:.1f}")

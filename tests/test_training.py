@@ -51,6 +51,19 @@ def test_stage1_overfits_one_batch(data: dict[str, Path], tmp_path: Path) -> Non
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
 
 
+def test_cpu_bf16_autocast_learns_and_keeps_fp32_weights(data: dict[str, Path], tmp_path: Path) -> None:
+    base = [f"data.train_dir={data['one']}", "data.flip=false", "data.rotate=false", "train.iters=80",
+            "train.log_every=1", "train.val_every=1000", "train.ckpt_every=1000", "data.batch=2"]  # fmt: skip
+    train(load_config("tiny_psnr", base), tmp_path / "fp32", progress=False)
+    mixed = train(load_config("tiny_psnr", [*base, "train.amp_cpu=true"]), tmp_path / "bf16", progress=False)
+    fp32 = [float(r["l_pix"]) for r in read_log(tmp_path / "fp32")]
+    bf16 = [float(r["l_pix"]) for r in read_log(tmp_path / "bf16")]
+    # Same initial weights and batch: the first losses agree up to bf16 rounding, but not exactly (autocast ran).
+    assert bf16[0] != fp32[0] and bf16[0] == pytest.approx(fp32[0], rel=0.05)
+    assert bf16[-1] < bf16[0] / 4, (bf16[0], bf16[-1])
+    assert {t.dtype for t in mixed["g"].values()} == {torch.float32}
+
+
 def extra_of(path: Path) -> dict:
     return json.loads(read_metadata(path)["extra"])
 

@@ -74,7 +74,8 @@ class TrainConfig:
     ema_decay: float = 0.0  # EMA of G (0 = off; 0.999 as BasicSR)
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    amp: bool = True  # bf16 autocast, CUDA only
+    amp: bool = True  # bf16 autocast on CUDA
+    amp_cpu: bool = False  # bf16 autocast on CPU too: pays only on CPUs with native bf16 (AVX512_BF16, AMX)
     channels_last: bool = True  # faster convs on CPU (FACTS.md: ~2.5x) and on CUDA tensor cores
     threads: int = 0  # torch intra-op threads (0 = $ESRGAN_THREADS, else torch's default)
     log_every: int = 10
