@@ -258,7 +258,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
     random.seed(t.seed)
     memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
     # Mixed precision keeps fp32 weights and optimiser state; on CPU it is opt-in because only some CPUs have bf16
-    # dot products (on the AVX512_BF16 EPYC here a compact stage-1 step ran 1.7-2.4x faster, benchmarks/RESULTS.md).
+    # dot products (on the AVX512_BF16 EPYC here 1.8-2.2x faster per step, benchmarks/RESULTS.md).
     amp = (t.amp and device.type == "cuda") or (t.amp_cpu and device.type == "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed patch sizes: let cuDNN pick its fastest kernels once
