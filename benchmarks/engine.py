@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.checkpoints import StateDict, infer_config, load_state_dict
+from models.checkpoints import StateDict, build_generator, load_state_dict
 from models.engine import DEVICE_DEFAULTS, Engine, EngineSettings
 from models.images import Picture, write_image
 from models.rrdbnet import RRDBConfig, RRDBNet
@@ -215,8 +215,7 @@ def seams(weights: Path | None, init: str) -> None:
     sd = load_state_dict(weights) if weights else random_weights(COMPACT, init=init)
     what = weights.name if weights else f"compact RRDBNet (nf 32, nb 6, gc 16), random weights, {init} init"
     engine = Engine(sd, None, EngineSettings(device="cpu"))
-    net = RRDBNet(infer_config(sd)).eval()
-    net.load_state_dict(sd)
+    net = build_generator(sd).eval()
     print(f"model: {what}; ours: tile {engine.tile}, overlap {engine.overlap}, feathered; plain: tile 128, 10 px, hard")
     print("| image | input | windows (ours) | ours vs whole: PSNR dB | max diff | plain vs whole: PSNR dB | max diff |")
     print("|---|---|---|---|---|---|---|")

@@ -302,6 +302,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
         set_rng_state(checkpoint["rng"])
     g.train()
 
+    provenance = data_provenance(train_dir, dataset)  # the data does not change during a run: hash its manifest once
+
     def state() -> dict[str, Any]:
         return {
             "stage": t.stage,
@@ -314,7 +316,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
             "opt_d": opt_d.state_dict() if opt_d else None,
             "rng": rng_state(),
             "val": val_metrics,
-            "data": data_provenance(train_dir, dataset),
+            "data": provenance,
         }
 
     def validate() -> None:
