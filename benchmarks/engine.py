@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.checkpoints import StateDict, build_generator, load_state_dict
-from models.engine import DEVICE_DEFAULTS, Engine, EngineSettings
-from models.images import Picture, write_image
-from models.rrdbnet import RRDBConfig, RRDBNet
-from models.tiling import window_size, window_starts
+from esrgan.models.checkpoints import StateDict, build_generator, load_state_dict
+from esrgan.models.engine import DEVICE_DEFAULTS, Engine, EngineSettings
+from esrgan.models.images import Picture, write_image
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.models.tiling import window_size, window_starts
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 PAPER = RRDBConfig()  # nf 64, nb 23, gc 32
@@ -121,7 +121,7 @@ def child(argv: list[str]) -> str:
 def child_layout(layout: str, malloc: str) -> None:
     """One 128x128 paper-size forward in the given layout, with or without raised malloc thresholds."""
     if malloc == "on":
-        from models.engine import tune_malloc
+        from esrgan.models.engine import tune_malloc
 
         tune_malloc()
     fmt = torch.channels_last if layout == "cl" else torch.contiguous_format
@@ -156,8 +156,8 @@ def onnx_rows(psnr_sd: StateDict, gan_sd: StateDict, x: np.ndarray) -> list[tupl
     """PyTorch vs ONNX Runtime on one tile, and the two ways to serve alpha with ONNX."""
     import onnxruntime as ort
 
-    from models.interpolate import interpolate_state_dicts
-    from models.onnx_export import export_onnx
+    from esrgan.models.interpolate import interpolate_state_dicts
+    from esrgan.models.onnx_export import export_onnx
 
     tiles = torch.from_numpy(x).permute(2, 0, 1)[None].contiguous()
     torch_engine = Engine(psnr_sd, gan_sd, EngineSettings(device="cpu"))

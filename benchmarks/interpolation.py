@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import torch
 
-from models.interpolate import interpolate_into, interpolate_state_dicts
-from models.rrdbnet import RRDBConfig, RRDBNet, count_parameters
+from esrgan.models.interpolate import interpolate_into, interpolate_state_dicts
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet, count_parameters
 
 
 def timed(methods: dict[str, Callable[[float], object]], alphas: list[float]) -> dict[str, list[float]]:

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.vgg import LAYER_NAMES
-from training.config import load_config
-from training.data import PairedPatches, make_loader, prepare
-from training.train import train
+from esrgan.models.vgg import LAYER_NAMES
+from esrgan.training.config import load_config
+from esrgan.training.data import PairedPatches, make_loader, prepare
+from esrgan.training.train import train
 
 MODELS = {"compact": {"nf": 32, "nb": 6, "gc": 16}, "paper": {"nf": 64, "nb": 23, "gc": 32}}
 VGG_WIDTHS = (64, 128, 256, 512, 512)
@@ -89,7 +89,7 @@ def time_training(
 
 def bare_step_seconds(arch: dict[str, int], iters: int) -> float:
     """The floor: G forward + L1 + backward + Adam on random tensors in memory, channels_last, no loop around it."""
-    from models.rrdbnet import RRDBConfig, RRDBNet
+    from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 
     g = RRDBNet(RRDBConfig(**arch)).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(g.parameters(), lr=2e-4)

@@ -16,7 +16,7 @@ RUN platforms=$(for minor in $(seq 17 39); do printf -- '--platform manylinux_2_
         --only-binary :all: --implementation cp --python-version 3.12.3 $platforms --platform manylinux2014_x86_64 \
         -r /reqs/requirements.txt -r /reqs/requirements-cuda.txt \
     && python /reqs/check_pins.py /tmp/resolution.json /reqs/requirements.txt /reqs/requirements-cuda.txt
-COPY pyproject.toml README.md cli.py /src/
+COPY pyproject.toml README.md __init__.py cli.py /src/
 COPY models /src/models
 COPY service /src/service
 COPY training /src/training
@@ -46,7 +46,9 @@ ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # COPY, not a bind mount: a RUN's cache key ignores what a bind mount holds, so a changed wheel (code or weights)
 # would silently reuse the old install layer.
 COPY --from=wheel /dist /tmp/dist
-RUN pip install --quiet --no-deps /tmp/dist/*.whl && pip check && rm -rf /tmp/dist
+# A worker serves and never trains: the training sub-package goes, as in docker/Dockerfile.
+RUN pip install --quiet --no-deps /tmp/dist/*.whl && pip check && rm -rf /tmp/dist \
+    && rm -r "$(python -c 'import esrgan, os; print(os.path.dirname(esrgan.__file__))')/training"
 COPY docker/healthcheck.py /opt/esrgan/healthcheck.py
 ENV PYTHONUNBUFFERED=1 \
     ESRGAN_STORAGE_DIR=/data/storage \

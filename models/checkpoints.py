@@ -23,7 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 
 StateDict = dict[str, torch.Tensor]
 STAGES = ("psnr", "gan", "interpolated", "unknown")

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from models.download import DownloadError
+from esrgan.models.download import DownloadError
 
 app = typer.Typer()
 weights_app = typer.Typer(help="Known pretrained PSNR/GAN pairs: list them, download them.", no_args_is_help=True)
@@ -43,7 +43,7 @@ def one_line_errors() -> Iterator[None]:
 @app.command()
 def info(path: Path) -> None:
     """Show the layout, architecture, parameter count and metadata of a weights file."""
-    from models.checkpoints import load_checkpoint
+    from esrgan.models.checkpoints import load_checkpoint
 
     with one_line_errors():
         ckpt = load_checkpoint(path)
@@ -65,7 +65,7 @@ def convert(
     stage: Annotated[str | None, typer.Option(help="psnr/gan for `--to ours` [default: from SRC or unknown].")] = None,
 ) -> None:
     """Convert generator weights between layouts, bit-exactly (ours, BasicSR/Real-ESRGAN, official ESRGAN old/new)."""
-    from models.checkpoints import Layout, export_state_dict, load_checkpoint, save_generator
+    from esrgan.models.checkpoints import Layout, export_state_dict, load_checkpoint, save_generator
 
     with one_line_errors():
         ckpt = load_checkpoint(src)
@@ -94,8 +94,8 @@ def interpolate(
     Only a GAN model fine-tuned from this very PSNR model blends well; two unrelated models of the same
     architecture load fine and give garbage.
     """
-    from models.checkpoints import load_state_dict, save_generator
-    from models.interpolate import check_alpha, interpolate_state_dicts
+    from esrgan.models.checkpoints import load_state_dict, save_generator
+    from esrgan.models.interpolate import check_alpha, interpolate_state_dicts
 
     with one_line_errors():
         alpha = check_alpha(alpha)
@@ -109,7 +109,7 @@ def interpolate(
 @weights_app.command("list")
 def weights_list(cache_dir: CacheDir = None) -> None:
     """The known pairs, whether their files are here, and where they come from."""
-    from models.registry import DEFAULT_PAIR, PAIRS, file_path
+    from esrgan.models.registry import DEFAULT_PAIR, PAIRS, file_path
 
     for name, pair in PAIRS.items():
         typer.echo(f"{name}{' (default)' if name == DEFAULT_PAIR else ''}: x{pair.gan.scale}. {pair.note}")
@@ -127,8 +127,8 @@ def weights_download(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Fetch both files of a known pair into the cache: resumes, retries, verifies checksums."""
-    from models.download import sha256_file
-    from models.registry import PAIRS, download_pair
+    from esrgan.models.download import sha256_file
+    from esrgan.models.registry import PAIRS, download_pair
 
     with one_line_errors():
         paths = download_pair(name, cache_dir, progress=not quiet)

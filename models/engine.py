@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.checkpoints import StateDict, build_generator, load_state_dict
-from models.images import Picture
-from models.interpolate import check_alpha, check_compatible, interpolate_into
-from models.tiling import Cancelled, tiled_forward
+from esrgan.models.checkpoints import StateDict, build_generator, load_state_dict
+from esrgan.models.images import Picture
+from esrgan.models.interpolate import check_alpha, check_compatible, interpolate_into
+from esrgan.models.tiling import Cancelled, tiled_forward
 
 __all__ = ["DEVICE_DEFAULTS", "Cancelled", "Engine", "EngineSettings"]
 
@@ -76,7 +76,7 @@ def resolve_device(device: str, backend: str = "torch") -> str:
     ONNX Runtime's CUDA provider does not need a CUDA build of PyTorch, and falls back to the CPU with a warning.
     """
     if backend == "onnx":
-        from models.onnx_export import providers_for
+        from esrgan.models.onnx_export import providers_for
 
         if device == "auto":
             return "cuda" if providers_for("cuda")[0] != "CPUExecutionProvider" else "cpu"
@@ -133,7 +133,7 @@ class Engine:
                 raise ValueError("the ONNX backend runs fp32")
             import io
 
-            from models.onnx_export import OnnxRunner, export_onnx
+            from esrgan.models.onnx_export import OnnxRunner, export_onnx
 
             buf = io.BytesIO()
             export_onnx(psnr, gan, buf)

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from models.checkpoints import StateDict
+from esrgan.models.checkpoints import StateDict
 
 
 def check_alpha(alpha: float) -> float:

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from models.checkpoints import StateDict, build_generator
-from models.interpolate import check_alpha, check_compatible
+from esrgan.models.checkpoints import StateDict, build_generator
+from esrgan.models.interpolate import check_alpha, check_compatible
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.download import DownloadError, fetch, verify
+from esrgan.models.download import DownloadError, fetch, verify
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"  # the embedded default pair ships inside the package
 _REAL_ESRGAN = "https://github.com/xinntao/Real-ESRGAN/releases/download"

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from models.cli import one_line_errors
-from models.images import IMAGE_SUFFIXES, list_images
+from esrgan.models.cli import one_line_errors
+from esrgan.models.images import IMAGE_SUFFIXES, list_images
 
 app = typer.Typer()
 
@@ -42,7 +42,7 @@ WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="One weights 
 
 def choose_weights(model: str | None, psnr: Path | None, gan: Path | None, weights: Path | None):
     """(PSNR or single weights path, GAN path or None) from the mutually exclusive model options."""
-    from models.registry import DEFAULT_PAIR, resolve_pair
+    from esrgan.models.registry import DEFAULT_PAIR, resolve_pair
 
     chosen = sum(x is not None for x in (model, psnr or gan, weights))
     if chosen > 1:
@@ -73,7 +73,7 @@ def list_inputs(inputs: list[Path]) -> list[Path]:
 
 def output_path(src: Path, out: Path, single: bool, fmt: str, scale: int) -> Path:
     """`out` itself for a single input named like an image file, else `out/<stem>_x<scale>.<ext>`."""
-    from models.images import EXTENSIONS
+    from esrgan.models.images import EXTENSIONS
 
     if single and out.suffix.lower() in IMAGE_SUFFIXES:
         return out
@@ -99,8 +99,8 @@ def upscale(
     """Upscale images with a PSNR/GAN pair blended at --alpha (network interpolation), tile by tile."""
     from tqdm import tqdm
 
-    from models.engine import Engine, EngineSettings
-    from models.images import ImageError, read_image, write_image
+    from esrgan.models.engine import Engine, EngineSettings
+    from esrgan.models.images import ImageError, read_image, write_image
 
     with one_line_errors():
         sources = list_inputs(inputs)
@@ -152,8 +152,8 @@ def export_onnx_command(
     weights: WeightsOpt = None,
 ) -> None:
     """Write an ONNX model of a PSNR/GAN pair with alpha as a graph input (one file serves every alpha)."""
-    from models.checkpoints import load_state_dict
-    from models.onnx_export import export_onnx
+    from esrgan.models.checkpoints import load_state_dict
+    from esrgan.models.onnx_export import export_onnx
 
     with one_line_errors():
         first, second = choose_weights(model, psnr, gan, weights)

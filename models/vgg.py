@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.checkpoints import StateDict
-from models.download import DownloadError, fetch
+from esrgan.models.checkpoints import StateDict
+from esrgan.models.download import DownloadError, fetch
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 VGG19_FILENAME = "vgg19-dcbb9e9d.pth"
@@ -96,7 +96,7 @@ def vgg19_weights_path(path: Path | None = None, cache_dir: Path | None = None, 
         if not Path(path).is_file():
             raise FileNotFoundError(f"VGG19 weights not found at {path}")
         return Path(path)
-    from models.registry import default_cache_dir
+    from esrgan.models.registry import default_cache_dir
 
     cache = cache_dir or default_cache_dir()
     torch_hub = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILENAME

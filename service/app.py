@@ -16,16 +16,16 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CollectorRegistry
 
-from service.deps import API_KEY_HEADER, Jobs
-from service.local import LocalJobs
-from service.metrics import JobsCollector, RequestMetrics
-from service.middleware import ApiKeyGate, UploadLimit
-from service.pairs import load_catalog
-from service.queue import QueueUnavailable, RedisJobs
-from service.routes import errors, health, jobs, models, pages, upscale
-from service.settings import MB, Settings, get_settings
-from service.storage import Storage
-from web import STATIC_DIR, TEMPLATES_DIR
+from esrgan.service.deps import API_KEY_HEADER, Jobs
+from esrgan.service.local import LocalJobs
+from esrgan.service.metrics import JobsCollector, RequestMetrics
+from esrgan.service.middleware import ApiKeyGate, UploadLimit
+from esrgan.service.pairs import load_catalog
+from esrgan.service.queue import QueueUnavailable, RedisJobs
+from esrgan.service.routes import errors, health, jobs, models, pages, upscale
+from esrgan.service.settings import MB, Settings, get_settings
+from esrgan.service.storage import Storage
+from esrgan.web import STATIC_DIR, TEMPLATES_DIR
 
 log = logging.getLogger(__name__)
 

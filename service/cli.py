@@ -17,13 +17,13 @@ def serve(
 
     import uvicorn
 
-    from service.settings import get_settings
+    from esrgan.service.settings import get_settings
 
     settings = get_settings()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     mode = f"Redis queue {settings.redis_url}" if settings.redis_url else "in-process workers"
     typer.echo(f"esrgan serve: http://{host}:{port} ({mode}; models: {', '.join(settings.weights)})")
-    uvicorn.run("service.app:create_app", factory=True, host=host, port=port, log_level=log_level)
+    uvicorn.run("esrgan.service.app:create_app", factory=True, host=host, port=port, log_level=log_level)
 
 
 @app.command()
@@ -35,8 +35,8 @@ def worker(
     """Run an RQ worker on ESRGAN_REDIS_URL: loads the model pairs once, then takes jobs until stopped."""
     from redis import Redis
 
-    from service.settings import get_settings
-    from service.worker import EsrganWorker, run_worker
+    from esrgan.service.settings import get_settings
+    from esrgan.service.worker import EsrganWorker, run_worker
 
     settings = get_settings()
     if not settings.redis_url:

@@ -5,11 +5,11 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
-from service.local import LocalJobs
-from service.pairs import ModelInfo
-from service.queue import RedisJobs
-from service.settings import Settings, get_settings
-from service.storage import Storage
+from esrgan.service.local import LocalJobs
+from esrgan.service.pairs import ModelInfo
+from esrgan.service.queue import RedisJobs
+from esrgan.service.settings import Settings, get_settings
+from esrgan.service.storage import Storage
 
 Jobs = RedisJobs | LocalJobs
 

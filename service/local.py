@@ -11,11 +11,11 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 
-from service.metrics import JobStats, MemoryStats
-from service.queue import TERMINAL, JobInfo, JobState, Progress
-from service.settings import Settings
-from service.storage import Storage
-from service.worker import EngineCache, upscale_stored
+from esrgan.service.metrics import JobStats, MemoryStats
+from esrgan.service.queue import TERMINAL, JobInfo, JobState, Progress
+from esrgan.service.settings import Settings
+from esrgan.service.storage import Storage
+from esrgan.service.worker import EngineCache, upscale_stored
 
 log = logging.getLogger(__name__)
 

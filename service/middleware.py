@@ -10,8 +10,8 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.deps import API_KEY_HEADER, api_key_refusal
-from service.settings import Settings
+from esrgan.service.deps import API_KEY_HEADER, api_key_refusal
+from esrgan.service.settings import Settings
 
 
 async def send_error(send: Send, status: int, message: str, headers: dict[str, str] | None = None) -> None:

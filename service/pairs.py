@@ -9,9 +9,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from models.checkpoints import load_checkpoint
-from models.registry import PAIRS, resolve_pair
-from service.settings import Settings, WeightsEntry
+from esrgan.models.checkpoints import load_checkpoint
+from esrgan.models.registry import PAIRS, resolve_pair
+from esrgan.service.settings import Settings, WeightsEntry
 
 log = logging.getLogger(__name__)
 

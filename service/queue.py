@@ -21,8 +21,8 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from service.metrics import JobStats, RedisStats
-from service.settings import Settings
+from esrgan.service.metrics import JobStats, RedisStats
+from esrgan.service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class RedisJobs:
         """Queue `service.worker.run_upscale(job_id, alpha, model, format, tile)`; retried once if its worker dies."""
         self._call(
             self.queue.enqueue,
-            "service.worker.run_upscale",
+            "esrgan.service.worker.run_upscale",
             args=(job_id, info.alpha, info.model, info.format, info.tile),
             job_id=job_id,
             meta=job_meta(info),

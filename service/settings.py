@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from models.registry import DEFAULT_PAIR
+from esrgan.models.registry import DEFAULT_PAIR
 
 MB = 1024 * 1024
 

@@ -19,13 +19,13 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import WorkerStatus
 
-from models.engine import Cancelled, Engine, EngineSettings
-from models.images import read_image, write_image
-from service.metrics import RedisStats
-from service.pairs import pair_paths
-from service.queue import CANCEL_KEY
-from service.settings import Settings, get_settings
-from service.storage import Storage
+from esrgan.models.engine import Cancelled, Engine, EngineSettings
+from esrgan.models.images import read_image, write_image
+from esrgan.service.metrics import RedisStats
+from esrgan.service.pairs import pair_paths
+from esrgan.service.queue import CANCEL_KEY
+from esrgan.service.settings import Settings, get_settings
+from esrgan.service.storage import Storage
 
 log = logging.getLogger(__name__)
 

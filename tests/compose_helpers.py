@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD_INPUTS = [
     "pyproject.toml",
     "README.md",
+    "__init__.py",
     "cli.py",
     ".dockerignore",
     "docker",

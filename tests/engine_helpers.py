@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoints import save_generator
-from models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.models.checkpoints import save_generator
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 
 TINY = RRDBConfig(nf=8, nb=1, gc=4)
 

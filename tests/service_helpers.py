@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.checkpoints import save_generator
-from models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.models.checkpoints import save_generator
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 
 ESRGAN = str(Path(sys.executable).parent / "esrgan")
 REDIS_SERVER = shutil.which("redis-server")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from matlab_reference import matlab_kernel
 
-from training.bicubic import downscale_uint8, imresize
+from esrgan.training.bicubic import downscale_uint8, imresize
 
 
 def reference_resize_axis(column: list[float], out_length: int, scale: float) -> list[float]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.checkpoints import (
+from esrgan.models.checkpoints import (
     CheckpointError,
     Layout,
     expected_shapes,
@@ -17,7 +17,7 @@ from models.checkpoints import (
     read_metadata,
     save_generator,
 )
-from models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 
 CONFIGS = [
     RRDBConfig(nf=8, nb=2, gc=4, scale=4),

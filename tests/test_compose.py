@@ -19,7 +19,7 @@ import yaml
 from compose_helpers import ROOT, Compose, drop_stale_test_images, ensure_images, image_tag, podman, podman_missing
 from service_helpers import free_port, image_size, make_pair, png_bytes, wait_until
 
-from models.registry import DEFAULT_PAIR, resolve_pair
+from esrgan.models.registry import DEFAULT_PAIR, resolve_pair
 
 CPU_FILES = ["docker-compose.yml", "docker-compose.cpu.yml"]
 DEFAULT_ALPHA = 0.35  # set through the env file, so a request without alpha shows the file reached the containers

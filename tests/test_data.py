@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from training_helpers import write_photos
 
-from training.bicubic import downscale_uint8
-from training.data import PairedPatches, crop_positions, make_loader, mean_gradient, prepare, read_manifest
+from esrgan.training.bicubic import downscale_uint8
+from esrgan.training.data import PairedPatches, crop_positions, make_loader, mean_gradient, prepare, read_manifest
 
 
 def test_crop_positions_follow_the_reference_recipe() -> None:
@@ -123,8 +123,8 @@ def test_download_verifies_and_unpacks_zip_and_tar(tmp_path: Path, http_root) ->
     import tarfile
     import zipfile
 
-    from models.download import ChecksumError
-    from training.download import Archive, download_dataset
+    from esrgan.models.download import ChecksumError
+    from esrgan.training.download import Archive, download_dataset
 
     www, base = http_root
     photos = write_photos(tmp_path / "photos", textured=2, size=(40, 40))
@@ -152,7 +152,7 @@ def test_download_verifies_and_unpacks_zip_and_tar(tmp_path: Path, http_root) ->
 def test_extract_refuses_members_outside_the_folder(tmp_path: Path) -> None:
     import zipfile
 
-    from training.download import extract
+    from esrgan.training.download import extract
 
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
         zf.writestr("../escaped.txt", "x")

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from paths import SHARED_DATASETS
 
-from models.checkpoints import load_checkpoint, read_metadata
-from models.engine import Engine, EngineSettings
-from models.registry import DEFAULT_PAIR, resolve_pair
-from training.bicubic import downscale_uint8
-from training.evaluate import bicubic_upscale, load_hr, modcrop, to_uint8
-from training.metrics import niqe, psnr_y
+from esrgan.models.checkpoints import load_checkpoint, read_metadata
+from esrgan.models.engine import Engine, EngineSettings
+from esrgan.models.registry import DEFAULT_PAIR, resolve_pair
+from esrgan.training.bicubic import downscale_uint8
+from esrgan.training.evaluate import bicubic_upscale, load_hr, modcrop, to_uint8
+from esrgan.training.metrics import niqe, psnr_y
 
 PHOTO = SHARED_DATASETS / "Set14" / "lenna.png"
 NATURAL = SHARED_DATASETS / "Set14" / "man.png"

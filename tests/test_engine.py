@@ -6,12 +6,12 @@ import pytest
 import torch
 from engine_helpers import save_tiny_pair
 
-import models.engine
-from models.checkpoints import build_generator, load_state_dict
-from models.engine import Cancelled, Engine, EngineSettings
-from models.images import Picture
-from models.interpolate import interpolate_state_dicts
-from models.rrdbnet import RRDBConfig
+import esrgan.models.engine
+from esrgan.models.checkpoints import build_generator, load_state_dict
+from esrgan.models.engine import Cancelled, Engine, EngineSettings
+from esrgan.models.images import Picture
+from esrgan.models.interpolate import interpolate_state_dicts
+from esrgan.models.rrdbnet import RRDBConfig
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,8 @@ def smooth_image(h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray
 
 def test_alpha_is_blended_in_place_and_a_repeat_costs_nothing(engine, monkeypatch):
     calls = []
-    real = models.engine.interpolate_into
-    monkeypatch.setattr(models.engine, "interpolate_into", lambda *a: calls.append(a[3]) or real(*a))
+    real = esrgan.models.engine.interpolate_into
+    monkeypatch.setattr(esrgan.models.engine, "interpolate_into", lambda *a: calls.append(a[3]) or real(*a))
     weight = engine.model.conv_first.weight
     before = weight.detach().clone()
     engine.set_alpha(0.9)

@@ -11,12 +11,12 @@ from paths import SHARED_DATASETS
 from PIL import Image
 from typer.testing import CliRunner
 
-from cli import app
-from models.checkpoints import load_generator, save_generator
-from models.rrdbnet import RRDBConfig, RRDBNet
-from training.bicubic import downscale_uint8
-from training.evaluate import bicubic_upscale, evaluate, network_outputs, score, to_uint8
-from training.metrics import psnr_y, ssim_y
+from esrgan.cli import app
+from esrgan.models.checkpoints import load_generator, save_generator
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.training.bicubic import downscale_uint8
+from esrgan.training.evaluate import bicubic_upscale, evaluate, network_outputs, score, to_uint8
+from esrgan.training.metrics import psnr_y, ssim_y
 
 DATASETS = SHARED_DATASETS
 pytestmark = pytest.mark.skipif(not DATASETS.is_dir(), reason="the shared Set5/Set14 images are not here")
@@ -98,7 +98,7 @@ def test_alpha_endpoints_reproduce_the_pair(report, pair, data):
 
 
 def test_engine_outputs_match_the_generators(pair, data):
-    from models.engine import Engine, EngineSettings
+    from esrgan.models.engine import Engine, EngineSettings
 
     lr = downscale_uint8(np.asarray(Image.open(data / "baby.png"))[:104, :200], 4)
     engine = Engine.from_pair(pair[0], pair[1], EngineSettings(device="cpu"))

@@ -8,7 +8,7 @@ import png
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from models.images import FORMATS, ImageError, ImageTooLarge, Picture, read_image, write_image
+from esrgan.models.images import FORMATS, ImageError, ImageTooLarge, Picture, read_image, write_image
 
 
 def encode(im: Image.Image, fmt: str, **kw) -> bytes:

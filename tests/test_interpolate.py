@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from models.interpolate import check_alpha, interpolate_into, interpolate_state_dicts
-from models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.models.interpolate import check_alpha, interpolate_into, interpolate_state_dicts
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 
 CONFIG = RRDBConfig(nf=8, nb=2, gc=4)
 

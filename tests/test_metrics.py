@@ -10,8 +10,8 @@ from matlab_reference import matlab_kernel
 from paths import SHARED_DATASETS
 from PIL import Image
 
-from training.bicubic import downscale_uint8, imresize
-from training.metrics import luminance, niqe, psnr_y, ssim_y
+from esrgan.training.bicubic import downscale_uint8, imresize
+from esrgan.training.metrics import luminance, niqe, psnr_y, ssim_y
 
 DATASETS = SHARED_DATASETS
 needs_datasets = pytest.mark.skipif(not DATASETS.is_dir(), reason="the shared Set5/Set14 images are not here")

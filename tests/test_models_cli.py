@@ -14,11 +14,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from models.checkpoints import Layout, export_state_dict, load_state_dict, read_metadata, save_generator
-from models.cli import app
-from models.interpolate import interpolate_state_dicts
-from models.registry import PAIRS, FileSpec, PairSpec
-from models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.models.checkpoints import Layout, export_state_dict, load_state_dict, read_metadata, save_generator
+from esrgan.models.cli import app
+from esrgan.models.interpolate import interpolate_state_dicts
+from esrgan.models.registry import PAIRS, FileSpec, PairSpec
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 
 CONFIG = RRDBConfig(nf=8, nb=2, gc=4)
 runner = CliRunner()

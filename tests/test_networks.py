@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from models.discriminator import VGGDiscriminator
-from models.rrdbnet import RRDBConfig, RRDBNet, count_parameters
+from esrgan.models.discriminator import VGGDiscriminator
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet, count_parameters
 
 
 def test_paper_size_parameter_count() -> None:

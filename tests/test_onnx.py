@@ -8,10 +8,10 @@ import pytest
 import torch
 from engine_helpers import save_tiny_pair
 
-from models.checkpoints import build_generator, load_state_dict
-from models.engine import Engine, EngineSettings
-from models.interpolate import interpolate_state_dicts
-from models.onnx_export import OnnxRunner, export_onnx, providers_for
+from esrgan.models.checkpoints import build_generator, load_state_dict
+from esrgan.models.engine import Engine, EngineSettings
+from esrgan.models.interpolate import interpolate_state_dicts
+from esrgan.models.onnx_export import OnnxRunner, export_onnx, providers_for
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from service.queue import describe_failure
-from service.routes.upscale import download_name
-from service.settings import Settings, WeightsEntry
-from service.storage import Storage
-from service.worker import EngineCache
+from esrgan.service.queue import describe_failure
+from esrgan.service.routes.upscale import download_name
+from esrgan.service.settings import Settings, WeightsEntry
+from esrgan.service.storage import Storage
+from esrgan.service.worker import EngineCache
 
 JOB = "0123456789abcdef0123456789abcdef"
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.rrdbnet import RRDBConfig, RRDBNet
-from models.tiling import Cancelled, blend_weights, tiled_forward, window_size, window_starts
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.models.tiling import Cancelled, blend_weights, tiled_forward, window_size, window_starts
 
 
 def nearest(t: torch.Tensor) -> torch.Tensor:

@@ -13,11 +13,11 @@ import pytest
 import torch
 from training_helpers import write_photos
 
-from models.checkpoints import load_generator, read_metadata
-from training.config import ConfigError, load_config
-from training.data import prepare
-from training.export import export_run
-from training.train import lr_at, ragan_d_loss, ragan_g_loss, set_threads, train
+from esrgan.models.checkpoints import load_generator, read_metadata
+from esrgan.training.config import ConfigError, load_config
+from esrgan.training.data import prepare
+from esrgan.training.export import export_run
+from esrgan.training.train import lr_at, ragan_d_loss, ragan_g_loss, set_threads, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -117,8 +117,8 @@ def test_resume_continues_exactly(data: dict[str, Path], tmp_path: Path) -> None
 
 
 def write_generator(tmp_path: Path) -> Path:
-    from models.checkpoints import save_generator
-    from models.rrdbnet import RRDBConfig, RRDBNet
+    from esrgan.models.checkpoints import save_generator
+    from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 
     path = tmp_path / "g_init.safetensors"
     if not path.exists():

@@ -7,7 +7,7 @@ from engine_helpers import save_tiny_pair
 from PIL import Image
 from typer.testing import CliRunner
 
-from cli import app
+from esrgan.cli import app
 
 runner = CliRunner()
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import vgg
-from models.vgg import LAYER_NAMES, VGGFeatures, load_vgg19, vgg19_weights_path
+from esrgan.models import vgg
+from esrgan.models.vgg import LAYER_NAMES, VGGFeatures, load_vgg19, vgg19_weights_path
 
 # torchvision's cfg "E": numbers are 3x3 convs (each followed by a ReLU), "M" a 2x2 max-pool.
 CFG_E = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from web_helpers import tiny_pair
 
-from service.app import create_app
-from service.settings import Settings
+from esrgan.service.app import create_app
+from esrgan.service.settings import Settings
 
 KEY = "page-test-key-0123456789"
 

@@ -20,8 +20,8 @@ import torch
 from PIL import Image, ImageDraw
 from service_helpers import free_port
 
-from models.checkpoints import save_generator
-from models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.models.checkpoints import save_generator
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(os.environ.get("ESRGAN_CHROMIUM", "/usr/bin/chromium"))
@@ -119,7 +119,7 @@ def start_server(folder: Path, psnr: Path, gan: Path, **settings: str) -> Server
     )
     env.update({f"ESRGAN_{k.upper()}": v for k, v in settings.items()})
     log = folder / f"server-{port}.log"
-    command = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory"]
+    command = [sys.executable, "-m", "uvicorn", "esrgan.service.app:create_app", "--factory"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

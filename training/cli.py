@@ -21,7 +21,7 @@ def data_prepare(
     fmt: str = typer.Option("png", "--format", help="png (compact) or npy (memory-mapped: fastest to sample)"),
 ) -> None:
     """Cut HR images into sub-images and write HR + MATLAB-bicubic LR PNG pairs with a manifest."""
-    from training.data import prepare
+    from esrgan.training.data import prepare
 
     rows = prepare(hr_dir, out_dir, scale=scale, crop=crop, step=step, thresh=thresh, workers=workers, fmt=fmt)
     typer.echo(f"{len(rows)} sub-images from {len({r.source for r in rows})} images -> {out_dir}")
@@ -34,8 +34,8 @@ def data_download(
     keep_archives: bool = typer.Option(True, help="keep the downloaded archives next to the images"),
 ) -> None:
     """Download DIV2K (train + valid HR) or Flickr2K from the official URLs, with resume and published checksums."""
-    from models.download import DownloadError
-    from training.download import DATASETS, download_dataset
+    from esrgan.models.download import DownloadError
+    from esrgan.training.download import DATASETS, download_dataset
 
     if name not in DATASETS:
         raise typer.BadParameter(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
@@ -63,8 +63,8 @@ def train_command(
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Train stage 1 (psnr) or stage 2 (gan) as the config says; Ctrl-C or SIGTERM saves a checkpoint first."""
-    from training.config import ConfigError, load_config
-    from training.train import train
+    from esrgan.training.config import ConfigError, load_config
+    from esrgan.training.train import train
 
     overrides = [*set_, *([f"train.iters={iters}"] if iters is not None else [])]
     try:
@@ -86,8 +86,8 @@ def export_command(
     onnx: bool = typer.Option(False, help="also write an ONNX model next to it (.onnx)"),
 ) -> None:
     """Export a run's generator (any checkpoint, finished or not) in our checkpoint format, optionally ONNX too."""
-    from training.config import ConfigError
-    from training.export import export_run
+    from esrgan.training.config import ConfigError
+    from esrgan.training.export import export_run
 
     try:
         written = export_run(run_dir, output, ema=ema, onnx=onnx)

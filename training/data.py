@@ -27,8 +27,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from models.images import IMAGE_SUFFIXES, list_images
-from training.bicubic import downscale_uint8
+from esrgan.models.images import IMAGE_SUFFIXES, list_images
+from esrgan.training.bicubic import downscale_uint8
 
 MANIFEST = "manifest.tsv"
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)

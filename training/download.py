@@ -12,7 +12,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.download import fetch
+from esrgan.models.download import fetch
 
 
 @dataclass(frozen=True)

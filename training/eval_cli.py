@@ -27,7 +27,7 @@ def eval_command(
     gray: Annotated[str, typer.Option(help="gray HR: raw levels (raw, as published) or RGB Y (rgb)")] = "raw",
 ) -> None:
     """Score bicubic, network interpolation and image interpolation on every image of DATA (crop = scale)."""
-    from training.evaluate import evaluate
+    from esrgan.training.evaluate import evaluate
 
     try:
         report = evaluate(psnr, gan, data, out, parse_alphas(alphas), tile=tile, device=device, gray=gray)

@@ -21,9 +21,9 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from models.images import IMAGE_SUFFIXES, list_images
-from training.bicubic import downscale_uint8, imresize
-from training.metrics import niqe, psnr_y, ssim_y
+from esrgan.models.images import IMAGE_SUFFIXES, list_images
+from esrgan.training.bicubic import downscale_uint8, imresize
+from esrgan.training.metrics import niqe, psnr_y, ssim_y
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,8 @@ def evaluate(
     """
     from tqdm import tqdm
 
-    from models.engine import Engine, EngineSettings
-    from models.interpolate import check_alpha
+    from esrgan.models.engine import Engine, EngineSettings
+    from esrgan.models.interpolate import check_alpha
 
     if gray not in ("raw", "rgb"):
         raise ValueError(f"gray must be 'raw' or 'rgb', not {gray!r}")

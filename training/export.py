@@ -3,8 +3,8 @@
 from pathlib import Path
 from typing import Any
 
-from models.checkpoints import save_generator
-from training.config import ConfigError
+from esrgan.models.checkpoints import save_generator
+from esrgan.training.config import ConfigError
 
 
 def save_from_state(path: Path, state: dict[str, Any], ema: bool = False) -> Path:
@@ -40,13 +40,13 @@ def export_generators(run_dir: Path, state: dict[str, Any], suffix: str = "") ->
 
 
 def export_run(run_dir: Path, output: Path, ema: bool = False, onnx: bool = False) -> list[Path]:
-    from training.train import load_run
+    from esrgan.training.train import load_run
 
     state = load_run(run_dir)
     output.parent.mkdir(parents=True, exist_ok=True)
     written = [save_from_state(output, state, ema=ema)]
     if onnx:
-        from models.onnx_export import export_onnx
+        from esrgan.models.onnx_export import export_onnx
 
         onnx_path = output.with_suffix(".onnx")
         export_onnx(state["ema"] if ema else state["g"], None, onnx_path)

@@ -65,7 +65,7 @@ def niqe(img: np.ndarray, crop: int = 0) -> float:
 
     The image is cut to whole 96x96 blocks; at least two blocks are needed to fit the image's own covariance.
     """
-    from training.bicubic import imresize
+    from esrgan.training.bicubic import imresize
 
     y = _shave(luminance(img), crop)
     rows, cols = y.shape[0] // NIQE_BLOCK, y.shape[1] // NIQE_BLOCK

@@ -28,13 +28,13 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from models.checkpoints import infer_config, load_state_dict
-from models.discriminator import VGGDiscriminator
-from models.images import list_images
-from models.rrdbnet import RRDBConfig, RRDBNet
-from training.config import Config, ConfigError, OptimConfig, from_dict
-from training.data import PairedPatches, make_loader, read_rgb
-from training.export import export_generators
+from esrgan.models.checkpoints import infer_config, load_state_dict
+from esrgan.models.discriminator import VGGDiscriminator
+from esrgan.models.images import list_images
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.training.config import Config, ConfigError, OptimConfig, from_dict
+from esrgan.training.data import PairedPatches, make_loader, read_rgb
+from esrgan.training.export import export_generators
 
 CHECKPOINT = "checkpoint.pt"
 LOG_FIELDS = ["step", "lr_g", "l_pix", "l_percep", "l_gan", "l_g", "l_d", "d_real", "d_fake", "it_s", "wall_s"]
@@ -94,7 +94,7 @@ def perceptual_network(config: Config, device: torch.device) -> nn.Module | None
     """
     if config.loss.perceptual <= 0:
         return None
-    from models.vgg import load_vgg19
+    from esrgan.models.vgg import load_vgg19
 
     path = Path(config.loss.vgg_weights) if config.loss.vgg_weights else None
     try:
@@ -140,7 +140,7 @@ class Validator:
     the images large enough for it."""
 
     def __init__(self, folder: Path, scale: int, max_images: int = 0, niqe: bool = False) -> None:
-        from training.bicubic import downscale_uint8
+        from esrgan.training.bicubic import downscale_uint8
 
         images = list_images(folder)[: max_images or None]
         if not images:
@@ -154,7 +154,7 @@ class Validator:
 
     @torch.no_grad()
     def __call__(self, g: nn.Module, device: torch.device, channels_last: bool) -> dict[str, float]:
-        from training.metrics import niqe, psnr_y
+        from esrgan.training.metrics import niqe, psnr_y
 
         was_training = g.training
         g.eval()

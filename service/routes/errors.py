@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from service.queue import QueueUnavailable
+from esrgan.service.queue import QueueUnavailable
 
 
 class ErrorBody(BaseModel):

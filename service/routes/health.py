@@ -4,8 +4,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep
-from service.routes.errors import ERRORS
+from esrgan.service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep
+from esrgan.service.routes.errors import ERRORS
 
 router = APIRouter(tags=["health"])
 

@@ -3,12 +3,12 @@
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from models.images import FORMATS
-from service.deps import ApiKey, JobsDep, StorageDep
-from service.queue import TERMINAL, JobInfo, JobState
-from service.routes.errors import ERRORS, ErrorBody
-from service.routes.upscale import result_response, with_urls
-from service.storage import JOB_ID
+from esrgan.models.images import FORMATS
+from esrgan.service.deps import ApiKey, JobsDep, StorageDep
+from esrgan.service.queue import TERMINAL, JobInfo, JobState
+from esrgan.service.routes.errors import ERRORS, ErrorBody
+from esrgan.service.routes.upscale import result_response, with_urls
+from esrgan.service.storage import JOB_ID
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[ApiKey])
 

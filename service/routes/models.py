@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from service.deps import ApiKey, CatalogDep
-from service.pairs import ModelInfo
+from esrgan.service.deps import ApiKey, CatalogDep
+from esrgan.service.pairs import ModelInfo
 
 router = APIRouter(tags=["models"], dependencies=[ApiKey])
 

@@ -6,8 +6,8 @@ The page and its static files are public; the API calls it makes carry the key w
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from models.images import FORMATS
-from service.deps import API_KEY_HEADER, CatalogDep, SettingsDep
+from esrgan.models.images import FORMATS
+from esrgan.service.deps import API_KEY_HEADER, CatalogDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
 

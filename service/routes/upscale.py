@@ -11,11 +11,11 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from models.images import EXTENSIONS, FORMATS, ImageError, ImageTooLarge, read_image
-from service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep, StorageDep
-from service.queue import TERMINAL, JobInfo, JobState, QueueUnavailable, Size
-from service.routes.errors import ERRORS
-from service.settings import MB
+from esrgan.models.images import EXTENSIONS, FORMATS, ImageError, ImageTooLarge, read_image
+from esrgan.service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep, StorageDep
+from esrgan.service.queue import TERMINAL, JobInfo, JobState, QueueUnavailable, Size
+from esrgan.service.routes.errors import ERRORS
+from esrgan.service.settings import MB
 
 router = APIRouter(tags=["jobs"], dependencies=[ApiKey])
 
