@@ -12,7 +12,15 @@ import pytest
 
 from esrgan.models import registry
 from esrgan.models.download import ChecksumError, DownloadError, fetch, name_prefix
-from esrgan.models.registry import DEFAULT_PAIR, PAIRS, FileSpec, PairSpec, default_cache_dir, download_pair, resolve_pair
+from esrgan.models.registry import (
+    DEFAULT_PAIR,
+    PAIRS,
+    FileSpec,
+    PairSpec,
+    default_cache_dir,
+    download_pair,
+    resolve_pair,
+)
 
 DATA = os.urandom(300_000)
 DIGEST = hashlib.sha256(DATA).hexdigest()
