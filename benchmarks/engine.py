@@ -29,30 +29,24 @@ import numpy as np
 import torch
 from PIL import Image
 
-from esrgan.models.checkpoints import StateDict, build_generator, load_state_dict
+from benchmarks.common import (
+    COMPACT,
+    MFLOP_PER_INPUT_PX,
+    PAPER,
+    conv_rate_gflops,
+    max_grey_levels,
+    plain_upscale,
+    psnr,
+    random_weights,
+    timed,
+)
+from esrgan.models.checkpoints import StateDict, build_generator, read_state_dict
 from esrgan.models.engine import DEVICE_DEFAULTS, Engine, EngineSettings
 from esrgan.models.images import Picture, write_image
 from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 from esrgan.models.tiling import window_size, window_starts
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-PAPER = RRDBConfig()  # nf 64, nb 23, gc 32
-COMPACT = RRDBConfig(nf=32, nb=6, gc=16)
-MFLOP_PER_INPUT_PX = 35.85  # paper-size RRDBNet, FACTS.md (17.93 M multiply-adds)
-
-
-def random_weights(config: RRDBConfig, seed: int = 0, init: str = "paper") -> StateDict:
-    """Random weights: the paper's init (Kaiming x 0.1, a weak residual trunk), or PyTorch's default conv init, whose
-    ~4x larger weights make the output depend on a much wider neighbourhood (a harsher test for tile borders)."""
-    torch.manual_seed(seed)
-    net = RRDBNet(config)
-    if init == "default":
-        for m in net.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                m.reset_parameters()
-    return net.state_dict()
-
-
 def photo(size: int, name: str = "Set14/baboon.png") -> np.ndarray:
     """A real photo as float HxWx3: the centre crop for sizes it has, else resized (bicubic) to size x size."""
     im = Image.open(DATASETS / name).convert("RGB")
@@ -63,52 +57,6 @@ def photo(size: int, name: str = "Set14/baboon.png") -> np.ndarray:
     else:
         im = im.resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(im, dtype=np.float32) / 255
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR of two [0, 1] images after the rounding to 8 bit a saved file would get."""
-    qa = (np.clip(a, 0, 1) * 255).round()
-    qb = (np.clip(b, 0, 1) * 255).round()
-    mse = float(np.mean((qa - qb) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
-
-
-def max_grey_levels(a: np.ndarray, b: np.ndarray) -> int:
-    return int(np.abs((np.clip(a, 0, 1) * 255).round() - (np.clip(b, 0, 1) * 255).round()).max())
-
-
-@torch.inference_mode()
-def plain_upscale(net: RRDBNet, x: np.ndarray, tile: int = 128, pad: int = 10) -> np.ndarray:
-    """Real-ESRGAN's tile_process: crop tile + context, run batch 1 in NCHW fp32, paste the tile's centre hard."""
-    t = torch.from_numpy(x).permute(2, 0, 1)[None]
-    _, c, h, w = t.shape
-    s = net.scale
-    out = torch.zeros(1, c, h * s, w * s)
-    for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
-            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
-            py0, px0, py1, px1 = max(y0 - pad, 0), max(x0 - pad, 0), min(y1 + pad, h), min(x1 + pad, w)
-            y = net(t[:, :, py0:py1, px0:px1])
-            oy, ox = (y0 - py0) * s, (x0 - px0) * s
-            out[:, :, y0 * s : y1 * s, x0 * s : x1 * s] = y[:, :, oy : oy + (y1 - y0) * s, ox : ox + (x1 - x0) * s]
-    return out[0].permute(1, 2, 0).numpy()
-
-
-def timed(fn, *args):
-    started = time.perf_counter()
-    result = fn(*args)
-    return result, time.perf_counter() - started
-
-
-def conv_peak_gflops(layout: torch.memory_format = torch.channels_last) -> float:
-    """Best of 5: 3x3 conv 64->64 on 1x64x256x256, the shape of most of RRDBNet's work."""
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(memory_format=layout)
-    x = torch.rand(1, 64, 256, 256).contiguous(memory_format=layout)
-    flops = 2 * 64 * 64 * 9 * 256 * 256
-    with torch.inference_mode():
-        conv(x)
-        best = min(timed(conv, x)[1] for _ in range(5))
-    return flops / best / 1e9
 
 
 def child(argv: list[str]) -> str:
@@ -212,7 +160,7 @@ def alpha_rows(psnr_sd: StateDict, gan_sd: StateDict, x: np.ndarray) -> list[tup
 def seams(weights: Path | None, init: str) -> None:
     """Tiled at default CPU settings vs whole image, and the plain hard paste vs whole image, on every Set5/Set14
     photo used as the input itself."""
-    sd = load_state_dict(weights) if weights else random_weights(COMPACT, init=init)
+    sd = read_state_dict(weights) if weights else random_weights(COMPACT, init=init)
     what = weights.name if weights else f"compact RRDBNet (nf 32, nb 6, gc 16), random weights, {init} init"
     engine = Engine(sd, None, EngineSettings(device="cpu"))
     net = build_generator(sd).eval()
@@ -259,8 +207,8 @@ def main() -> None:
     x = photo(256)
     out_mp = (256 * 4) ** 2 / 1e6
 
-    peak = conv_peak_gflops()
-    peak_nchw = conv_peak_gflops(torch.contiguous_format)
+    peak = conv_rate_gflops()
+    peak_nchw = conv_rate_gflops(layout=torch.contiguous_format)
     print(f"\n3x3 conv 64->64 on 1x64x256x256: {peak:.0f} GFLOP/s channels_last, {peak_nchw:.0f} GFLOP/s NCHW")
 
     net = RRDBNet(PAPER).eval()

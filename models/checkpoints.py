@@ -10,10 +10,12 @@ Our own format is safetensors with metadata (safetensors allows str -> str only)
 (`psnr`/`gan`/...) and a provenance string.
 """
 
+import dataclasses
 import json
 import pickle
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -23,7 +25,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.models.rrdbnet import UNSHUFFLE, RRDBConfig, RRDBNet
 
 StateDict = dict[str, torch.Tensor]
 STAGES = ("psnr", "gan", "interpolated", "unknown")
@@ -292,7 +294,8 @@ def infer_config(sd: StateDict) -> RRDBConfig:
     nb = _block_count(sd, "body.")
     gc = sd["body.0.rdb1.conv1.weight"].shape[0]
     folded = first.shape[1]
-    for scale, factor in ((4, 1), (2, 4), (1, 16)):
+    for scale, unshuffle in UNSHUFFLE.items():
+        factor = unshuffle**2
         if folded % factor == 0 and folded // factor == out_ch:
             return RRDBConfig(in_ch=folded // factor, out_ch=out_ch, nf=nf, nb=nb, gc=gc, scale=scale)
     raise CheckpointError(f"cannot tell the scale: conv_first takes {folded} channels but conv_last gives {out_ch}")
@@ -300,7 +303,7 @@ def infer_config(sd: StateDict) -> RRDBConfig:
 
 def expected_shapes(config: RRDBConfig) -> dict[str, tuple[int, ...]]:
     """Every canonical key and its shape for `config`, without building (and initialising) a network."""
-    nf, gc, unshuffle = config.nf, config.gc, {4: 1, 2: 2, 1: 4}[config.scale]
+    nf, gc, unshuffle = config.nf, config.gc, config.unshuffle
 
     def conv(name: str, cin: int, cout: int) -> dict[str, tuple[int, ...]]:
         return {f"{name}.weight": (cout, cin, 3, 3), f"{name}.bias": (cout,)}
@@ -340,32 +343,128 @@ def check_state_dict(sd: StateDict, path: str | Path = "<state dict>") -> RRDBCo
     return config
 
 
-# --- the entry points ------------------------------------------------------------------------------------------------
+# --- reading: one entry point per need -----------------------------------------------------------------------------
+# A network: `load_generator(path)`, or `build_generator(sd)` for tensors in memory (both strict and validated).
+# Canonical tensors (to blend, convert or export them): `read_state_dict(path)`; with layout and metadata beside
+# them, `load_checkpoint(path)`. A description without the tensors: `describe_weights(path)`.
 
 
 @dataclass(frozen=True)
-class LoadedCheckpoint:
-    state_dict: StateDict  # canonical keys, validated against `config`
+class WeightsInfo:
+    """What a generator file holds: everything but the tensors' values."""
+
     layout: Layout
     config: RRDBConfig
     wrapper: str | None  # "params_ema" / "params" / "state_dict" when the file had one
     metadata: dict[str, str]  # our safetensors metadata (empty for other files)
+    parameters: int
+    dtypes: tuple[str, ...]  # sorted, e.g. ("float32",)
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint(WeightsInfo):
+    """A WeightsInfo with the tensors."""
+
+    state_dict: StateDict  # canonical keys, validated against `config`
+
+
+# safetensors dtype names -> torch dtypes, to describe a file from its header alone
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
+@contextmanager
+def _open_safetensors(path: str | Path) -> Iterator[Any]:
+    """safetensors' lazy reader (header parsed and checked against the file size); a bad file is a CheckpointError."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            yield f
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+
+
+def _read_header(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A safetensors file's tensors as meta tensors (names, shapes, dtypes; no data read) and its metadata."""
+    tensors = {}
+    with _open_safetensors(path) as f:
+        names = f.keys()
+        for key in names:
+            stored = f.get_slice(key).get_dtype()
+            if stored not in _SAFETENSORS_DTYPES:
+                raise CheckpointError(f"{path}: {key!r} is stored as {stored}, not a PyTorch weight dtype")
+            shape = f.get_slice(key).get_shape()
+            tensors[key] = torch.empty(shape, dtype=_SAFETENSORS_DTYPES[stored], device="meta")
+        return tensors, dict(f.metadata() or {})
+
+
+def _parse(raw: Mapping[str, Any], path: str | Path, metadata: dict[str, str]) -> LoadedCheckpoint:
+    """Unwrap, detect the layout, rename to canonical keys, and check every key and shape."""
+    sd, wrapper = unwrap(raw, path)
+    layout = detect(sd, path)
+    canonical = TO_CANONICAL[layout](sd, path)
+    config = check_state_dict(canonical, path)
+    parameters = sum(t.numel() for t in canonical.values())
+    dtypes = tuple(sorted({str(t.dtype).removeprefix("torch.") for t in canonical.values()}))
+    return LoadedCheckpoint(layout, config, wrapper, metadata, parameters, dtypes, canonical)
 
 
 def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     """Read any supported generator file: layout, wrapper and architecture all come from the file itself."""
     raw = read_raw(path)
-    sd, wrapper = unwrap(raw, path)
-    layout = detect(sd, path)
-    canonical = TO_CANONICAL[layout](sd, path)
-    config = check_state_dict(canonical, path)
-    metadata = read_metadata(path) if _is_safetensors(Path(path)) else {}
-    return LoadedCheckpoint(canonical, layout, config, wrapper, metadata)
+    return _parse(raw, path, read_metadata(path) if _is_safetensors(Path(path)) else {})
 
 
-def load_state_dict(path: str | Path) -> StateDict:
+def describe_weights(path: str | Path) -> WeightsInfo:
+    """Layout, architecture, metadata, parameter count and dtypes of a generator file, checked as strictly as a load.
+
+    A safetensors file is described from its header (names, shapes, dtypes, metadata) without reading one tensor.
+    A PyTorch pickle has no such header: it is read whole (still with `weights_only=True`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    if _is_safetensors(path):
+        tensors, metadata = _read_header(path)
+        loaded = _parse(tensors, path, metadata)
+    else:
+        loaded = load_checkpoint(path)
+    fields = {f.name: getattr(loaded, f.name) for f in dataclasses.fields(WeightsInfo)}
+    return WeightsInfo(**fields)
+
+
+def read_state_dict(path: str | Path) -> StateDict:
     """Canonical (BasicSR/ours) tensors of any supported generator file, on the CPU, dtypes as stored."""
     return load_checkpoint(path).state_dict
+
+
+def build_generator(sd: StateDict, path: str | Path = "<state dict>") -> RRDBNet:
+    """An RRDBNet whose architecture comes from the tensors, loaded strictly: every network is built here."""
+    model = RRDBNet(check_state_dict(sd, path))
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the RRDBNet they describe: {exc}") from exc
+    return model
+
+
+def load_generator(path: str | Path) -> RRDBNet:
+    """The single door from a file to a network: file in, ready RRDBNet (eval mode) out."""
+    return build_generator(read_state_dict(path), path).eval()
+
+
+# --- writing ---------------------------------------------------------------------------------------------------------
 
 
 def save_generator(
@@ -408,23 +507,5 @@ def export_state_dict(path: str | Path, sd: StateDict, layout: Layout) -> None:
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
-
-
-def build_generator(sd: StateDict, path: str | Path = "<state dict>") -> RRDBNet:
-    """An RRDBNet whose architecture comes from the tensors, loaded strictly."""
-    model = RRDBNet(check_state_dict(sd, path))
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the RRDBNet they describe: {exc}") from exc
-    return model
-
-
-def load_generator(path: str | Path) -> RRDBNet:
-    """The single entry point for service, engine and training: file in, ready RRDBNet (eval mode) out."""
-    return build_generator(load_state_dict(path), path).eval()
+    with _open_safetensors(path) as f:
+        return dict(f.metadata() or {})

@@ -43,17 +43,16 @@ def one_line_errors() -> Iterator[None]:
 @app.command()
 def info(path: Path) -> None:
     """Show the layout, architecture, parameter count and metadata of a weights file."""
-    from esrgan.models.checkpoints import load_checkpoint
+    from esrgan.models.checkpoints import describe_weights
 
     with one_line_errors():
-        ckpt = load_checkpoint(path)
-    c = ckpt.config
-    dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in ckpt.state_dict.values()})
+        weights = describe_weights(path)
+    c = weights.config
     typer.echo(str(path))
-    typer.echo(f"  layout: {ckpt.layout.value}" + (f" (wrapped in {ckpt.wrapper!r})" if ckpt.wrapper else ""))
+    typer.echo(f"  layout: {weights.layout.value}" + (f" (wrapped in {weights.wrapper!r})" if weights.wrapper else ""))
     typer.echo(f"  architecture: RRDBNet x{c.scale} nf={c.nf} nb={c.nb} gc={c.gc} in_ch={c.in_ch} out_ch={c.out_ch}")
-    typer.echo(f"  parameters: {sum(t.numel() for t in ckpt.state_dict.values()):,} ({', '.join(dtypes)})")
-    for key, value in ckpt.metadata.items():
+    typer.echo(f"  parameters: {weights.parameters:,} ({', '.join(weights.dtypes)})")
+    for key, value in weights.metadata.items():
         typer.echo(f"  {key}: {value}")
 
 
@@ -94,12 +93,12 @@ def interpolate(
     Only a GAN model fine-tuned from this very PSNR model blends well; two unrelated models of the same
     architecture load fine and give garbage.
     """
-    from esrgan.models.checkpoints import load_state_dict, save_generator
+    from esrgan.models.checkpoints import read_state_dict, save_generator
     from esrgan.models.interpolate import check_alpha, interpolate_state_dicts
 
     with one_line_errors():
         alpha = check_alpha(alpha)
-        blend = interpolate_state_dicts(load_state_dict(psnr), load_state_dict(gan), alpha)
+        blend = interpolate_state_dicts(read_state_dict(psnr), read_state_dict(gan), alpha)
         provenance = f"network interpolation, alpha={alpha}, PSNR {psnr.name}, GAN {gan.name}"
         extra = {"alpha": alpha, "psnr": str(psnr), "gan": str(gan)}
         save_generator(output, blend, stage="interpolated", provenance=provenance, extra=extra)

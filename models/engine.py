@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from esrgan.models.checkpoints import StateDict, build_generator, load_state_dict
+from esrgan.models.checkpoints import StateDict, build_generator, read_state_dict
 from esrgan.models.images import Picture
 from esrgan.models.interpolate import check_alpha, check_compatible, interpolate_into
 from esrgan.models.tiling import Cancelled, tiled_forward
@@ -149,12 +149,12 @@ class Engine:
     @classmethod
     def from_pair(cls, psnr_path: str | Path, gan_path: str | Path, settings: EngineSettings | None = None) -> "Engine":
         """An engine for a PSNR/GAN pair; call `set_alpha` before upscaling (alpha 0 = PSNR model)."""
-        return cls(load_state_dict(psnr_path), load_state_dict(gan_path), settings)
+        return cls(read_state_dict(psnr_path), read_state_dict(gan_path), settings)
 
     @classmethod
     def from_weights(cls, path: str | Path, settings: EngineSettings | None = None) -> "Engine":
         """An engine for one weights file, used as it is (no alpha)."""
-        return cls(load_state_dict(path), None, settings)
+        return cls(read_state_dict(path), None, settings)
 
     def set_alpha(self, alpha: float) -> None:
         """Blend the pair's weights into the network for `alpha` in place; nothing happens when alpha repeats."""

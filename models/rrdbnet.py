@@ -5,10 +5,14 @@ those are our canonical keys, and `models/checkpoints.py` maps every other layou
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# Scale -> pixel-unshuffle factor: the trunk always upsamples 4x, so x2 and x1 fold 2x2 or 4x4 pixels into channels.
+UNSHUFFLE = {4: 1, 2: 2, 1: 4}
 
 
 @dataclass(frozen=True)
@@ -21,11 +25,16 @@ class RRDBConfig:
     scale: int = 4  # 4 natively; 2 and 1 put a pixel-unshuffle in front, as the later official releases do
 
     def __post_init__(self) -> None:
-        if self.scale not in (1, 2, 4):
+        if self.scale not in UNSHUFFLE:
             raise ValueError(f"RRDBNet supports scale 1, 2 or 4, not {self.scale}")
         for name in ("in_ch", "out_ch", "nf", "nb", "gc"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RRDBConfig.{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def unshuffle(self) -> int:
+        """Pixel-unshuffle factor in front of conv_first (1 at scale 4); input sides must be multiples of it."""
+        return UNSHUFFLE[self.scale]
 
 
 def _small_kaiming_(convs: list[nn.Conv2d], scale: float) -> None:
@@ -80,8 +89,7 @@ class RRDBNet(nn.Module):
     def __init__(self, config: RRDBConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or RRDBConfig()
-        unshuffle = {4: 1, 2: 2, 1: 4}[config.scale]
-        self.unshuffle = unshuffle
+        self.unshuffle = unshuffle = config.unshuffle
         nf = config.nf
         self.conv_first = nn.Conv2d(config.in_ch * unshuffle * unshuffle, nf, 3, 1, 1)
         self.body = nn.Sequential(*(RRDB(nf, config.gc) for _ in range(config.nb)))
@@ -108,3 +116,26 @@ class RRDBNet(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+Init = Literal["normal", "paper", "default"]
+
+
+def random_state_dict(config: RRDBConfig, seed: int = 0, init: Init = "normal") -> dict[str, torch.Tensor]:
+    """Seeded random weights for tests and benchmarks, without touching the global RNG.
+
+    `normal`: every tensor standard normal, biases included, so a swapped or dropped key shows. `paper`: the network's
+    own init (Kaiming x 0.1, zero biases: a weak residual trunk). `default`: PyTorch's default conv init, ~4x larger
+    than the paper's, so the output depends visibly on the input and on a wide neighbourhood (harsher on tile borders).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = RRDBNet(config)
+        if init == "default":
+            for m in net.modules():
+                if isinstance(m, nn.Conv2d):
+                    m.reset_parameters()
+    if init == "normal":
+        gen = torch.Generator().manual_seed(seed)
+        return {k: torch.randn(v.shape, generator=gen) for k, v in net.state_dict().items()}
+    return net.state_dict()

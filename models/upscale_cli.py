@@ -152,11 +152,11 @@ def export_onnx_command(
     weights: WeightsOpt = None,
 ) -> None:
     """Write an ONNX model of a PSNR/GAN pair with alpha as a graph input (one file serves every alpha)."""
-    from esrgan.models.checkpoints import load_state_dict
+    from esrgan.models.checkpoints import read_state_dict
     from esrgan.models.onnx_export import export_onnx
 
     with one_line_errors():
         first, second = choose_weights(model, psnr, gan, weights)
-        export_onnx(load_state_dict(first), None if second is None else load_state_dict(second), output)
+        export_onnx(read_state_dict(first), None if second is None else read_state_dict(second), output)
     inputs = "input, alpha" if second is not None else "input"
     typer.echo(f"{output}: {output.stat().st_size / 1e6:.1f} MB, inputs: {inputs} -> output")

@@ -7,7 +7,7 @@ import torch
 from engine_helpers import save_tiny_pair
 
 import esrgan.models.engine
-from esrgan.models.checkpoints import build_generator, load_state_dict
+from esrgan.models.checkpoints import build_generator, read_state_dict
 from esrgan.models.engine import Cancelled, Engine, EngineSettings
 from esrgan.models.images import Picture
 from esrgan.models.interpolate import interpolate_state_dicts
@@ -28,7 +28,7 @@ def engine(pair):
 
 def reference(pair, alpha: float, x: np.ndarray) -> np.ndarray:
     """The interpolated network on the whole image, by hand."""
-    net = build_generator(interpolate_state_dicts(load_state_dict(pair[0]), load_state_dict(pair[1]), alpha)).eval()
+    net = build_generator(interpolate_state_dicts(read_state_dict(pair[0]), read_state_dict(pair[1]), alpha)).eval()
     with torch.inference_mode():
         return net(torch.from_numpy(x).permute(2, 0, 1)[None])[0].clamp(0, 1).permute(1, 2, 0).numpy()
 

@@ -6,19 +6,14 @@ import pytest
 import torch
 
 from esrgan.models.interpolate import check_alpha, interpolate_into, interpolate_state_dicts
-from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet, random_state_dict
 
 CONFIG = RRDBConfig(nf=8, nb=2, gc=4)
 
 
-def random_sd(config: RRDBConfig, seed: int) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(v.shape, generator=gen) for k, v in RRDBNet(config).state_dict().items()}
-
-
 @pytest.fixture
 def pair() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    return random_sd(CONFIG, 1), random_sd(CONFIG, 2)
+    return random_state_dict(CONFIG, 1), random_state_dict(CONFIG, 2)
 
 
 def test_endpoints_are_bit_exact_copies(pair) -> None:
@@ -86,10 +81,10 @@ def test_check_alpha_returns_float() -> None:
 
 def test_mismatched_pairs_are_refused(pair) -> None:
     psnr, gan = pair
-    other = random_sd(RRDBConfig(nf=8, nb=3, gc=4), 3)
+    other = random_state_dict(RRDBConfig(nf=8, nb=3, gc=4), 3)
     with pytest.raises(ValueError, match=r"different architectures.*unexpected \['body\.2\."):
         interpolate_state_dicts(psnr, other, 0.5)
-    wider = random_sd(RRDBConfig(nf=8, nb=2, gc=6), 3)
+    wider = random_state_dict(RRDBConfig(nf=8, nb=2, gc=6), 3)
     expected = r"other shapes.*body\.0\.rdb1\.conv1\.weight: \(4, 8, 3, 3\) vs \(6, 8, 3, 3\)"
     with pytest.raises(ValueError, match=expected):
         interpolate_state_dicts(psnr, wider, 0.5)

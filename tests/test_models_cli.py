@@ -14,19 +14,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from esrgan.models.checkpoints import Layout, export_state_dict, load_state_dict, read_metadata, save_generator
+from esrgan.models.checkpoints import Layout, export_state_dict, read_metadata, read_state_dict, save_generator
 from esrgan.models.cli import app
 from esrgan.models.interpolate import interpolate_state_dicts
 from esrgan.models.registry import PAIRS, FileSpec, PairSpec
-from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.models.rrdbnet import RRDBConfig, random_state_dict
 
 CONFIG = RRDBConfig(nf=8, nb=2, gc=4)
 runner = CliRunner()
-
-
-def random_sd(config: RRDBConfig, seed: int) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(v.shape, generator=gen) for k, v in RRDBNet(config).state_dict().items()}
 
 
 def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
@@ -41,7 +36,7 @@ def fails_with(args: list[str], message: str) -> None:
 
 
 def test_info_shows_layout_architecture_parameters_and_metadata(tmp_path: Path) -> None:
-    sd = random_sd(CONFIG, 0)
+    sd = random_state_dict(CONFIG, 0)
     export_state_dict(tmp_path / "old.pth", sd, Layout.ESRGAN_OLD)
     result = runner.invoke(app, ["info", str(tmp_path / "old.pth")])
     assert result.exit_code == 0, result.output
@@ -57,11 +52,11 @@ def test_info_shows_layout_architecture_parameters_and_metadata(tmp_path: Path) 
 
 
 def test_convert_between_layouts_is_bit_exact(tmp_path: Path) -> None:
-    sd = random_sd(RRDBConfig(nf=8, nb=2, gc=4, scale=2), 1)
+    sd = random_state_dict(RRDBConfig(nf=8, nb=2, gc=4, scale=2), 1)
     export_state_dict(tmp_path / "old.pth", sd, Layout.ESRGAN_OLD)
     result = runner.invoke(app, ["convert", str(tmp_path / "old.pth"), str(tmp_path / "ours.safetensors")])
     assert result.exit_code == 0, result.output
-    assert_same(load_state_dict(tmp_path / "ours.safetensors"), sd)
+    assert_same(read_state_dict(tmp_path / "ours.safetensors"), sd)
     meta = read_metadata(tmp_path / "ours.safetensors")
     assert meta["stage"] == "unknown" and "converted from old.pth (esrgan-old layout)" in meta["provenance"]
     chain = [("basicsr", "b.pth"), ("esrgan", "n.safetensors"), ("esrgan-old", "o.pth"), ("ours", "back.safetensors")]
@@ -71,12 +66,12 @@ def test_convert_between_layouts_is_bit_exact(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         src = tmp_path / name
     assert set(torch.load(tmp_path / "b.pth", weights_only=True)) == {"params"}
-    assert_same(load_state_dict(tmp_path / "back.safetensors"), sd)
+    assert_same(read_state_dict(tmp_path / "back.safetensors"), sd)
     assert read_metadata(tmp_path / "back.safetensors")["stage"] == "psnr"
 
 
 def test_convert_errors(tmp_path: Path) -> None:
-    save_generator(tmp_path / "g.safetensors", random_sd(CONFIG, 0), stage="gan", provenance="")
+    save_generator(tmp_path / "g.safetensors", random_state_dict(CONFIG, 0), stage="gan", provenance="")
     fails_with(["convert", str(tmp_path / "g.safetensors"), str(tmp_path / "g.pth")], "name the output *.safetensors")
     fails_with(["convert", str(tmp_path / "nope.pth"), str(tmp_path / "x.safetensors")], "nope.pth: no such file")
     args = ["convert", str(tmp_path / "g.safetensors"), str(tmp_path / "h.safetensors"), "--stage", "best"]
@@ -84,23 +79,25 @@ def test_convert_errors(tmp_path: Path) -> None:
 
 
 def test_interpolate_blends_files_of_any_layout(tmp_path: Path) -> None:
-    psnr, gan = random_sd(CONFIG, 1), random_sd(CONFIG, 2)
+    psnr, gan = random_state_dict(CONFIG, 1), random_state_dict(CONFIG, 2)
     save_generator(tmp_path / "psnr.safetensors", psnr, stage="psnr", provenance="")
     export_state_dict(tmp_path / "gan.pth", gan, Layout.ESRGAN)
     out = tmp_path / "blend.safetensors"
     args = ["--psnr", str(tmp_path / "psnr.safetensors"), "--gan", str(tmp_path / "gan.pth"), "--alpha", "0.8"]
     result = runner.invoke(app, ["interpolate", *args, "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert_same(load_state_dict(out), interpolate_state_dicts(psnr, gan, 0.8))
+    assert_same(read_state_dict(out), interpolate_state_dicts(psnr, gan, 0.8))
     meta = read_metadata(out)
     assert meta["stage"] == "interpolated" and json.loads(meta["extra"])["alpha"] == 0.8
     runner.invoke(app, ["interpolate", *args[:-1], "1", "-o", str(out)])
-    assert_same(load_state_dict(out), gan)
+    assert_same(read_state_dict(out), gan)
 
 
 def test_interpolate_errors(tmp_path: Path) -> None:
-    save_generator(tmp_path / "a.safetensors", random_sd(CONFIG, 1), stage="psnr", provenance="")
-    save_generator(tmp_path / "b.safetensors", random_sd(RRDBConfig(nf=8, nb=3, gc=4), 2), stage="gan", provenance="")
+    save_generator(tmp_path / "a.safetensors", random_state_dict(CONFIG, 1), stage="psnr", provenance="")
+    save_generator(
+        tmp_path / "b.safetensors", random_state_dict(RRDBConfig(nf=8, nb=3, gc=4), 2), stage="gan", provenance=""
+    )
     base = ["interpolate", "--psnr", str(tmp_path / "a.safetensors"), "-o", str(tmp_path / "o.safetensors")]
     fails_with([*base, "--gan", str(tmp_path / "a.safetensors"), "--alpha", "1.5"], "alpha must be finite and in [0, 1")
     fails_with([*base, "--gan", str(tmp_path / "a.safetensors"), "--alpha", "nan"], "alpha must be finite")
@@ -128,8 +125,8 @@ def served(tmp_path: Path):
 
 def test_weights_list_and_download(served, tmp_path: Path, monkeypatch) -> None:
     root, base = served
-    save_generator(root / "psnr.safetensors", random_sd(CONFIG, 1), stage="psnr", provenance="")
-    save_generator(root / "gan.safetensors", random_sd(CONFIG, 2), stage="gan", provenance="")
+    save_generator(root / "psnr.safetensors", random_state_dict(CONFIG, 1), stage="psnr", provenance="")
+    save_generator(root / "gan.safetensors", random_state_dict(CONFIG, 2), stage="gan", provenance="")
     digest = hashlib.sha256((root / "gan.safetensors").read_bytes()).hexdigest()
     pair = PairSpec(
         psnr=FileSpec("psnr.safetensors", f"{base}/psnr.safetensors", "ours", 4, provenance="made by the test"),

@@ -8,7 +8,7 @@ import pytest
 import torch
 from engine_helpers import save_tiny_pair
 
-from esrgan.models.checkpoints import build_generator, load_state_dict
+from esrgan.models.checkpoints import build_generator, read_state_dict
 from esrgan.models.engine import Engine, EngineSettings
 from esrgan.models.interpolate import interpolate_state_dicts
 from esrgan.models.onnx_export import OnnxRunner, export_onnx, providers_for
@@ -22,14 +22,14 @@ def pair(tmp_path_factory):
 @pytest.fixture(scope="module")
 def onnx_file(pair, tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "pair.onnx"
-    export_onnx(load_state_dict(pair[0]), load_state_dict(pair[1]), path)
+    export_onnx(read_state_dict(pair[0]), read_state_dict(pair[1]), path)
     return path
 
 
 def test_one_file_serves_every_alpha_at_any_size(pair, onnx_file):
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input", "alpha"]
-    psnr, gan = load_state_dict(pair[0]), load_state_dict(pair[1])
+    psnr, gan = read_state_dict(pair[0]), read_state_dict(pair[1])
     for alpha, (h, w) in [(0.0, (12, 20)), (0.3, (17, 9)), (1.0, (16, 16))]:
         x = torch.rand(2, 3, h, w)
         (y,) = session.run(None, {"input": x.numpy(), "alpha": np.array(alpha, np.float32)})
@@ -40,7 +40,7 @@ def test_one_file_serves_every_alpha_at_any_size(pair, onnx_file):
 
 
 def test_a_single_weights_file_exports_without_alpha(pair, tmp_path):
-    export_onnx(load_state_dict(pair[0]), None, tmp_path / "one.onnx")
+    export_onnx(read_state_dict(pair[0]), None, tmp_path / "one.onnx")
     session = ort.InferenceSession(str(tmp_path / "one.onnx"), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input"]
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from esrgan.models.checkpoints import infer_config, load_state_dict
+from esrgan.models.checkpoints import infer_config, read_state_dict
 from esrgan.models.discriminator import VGGDiscriminator
 from esrgan.models.images import list_images
 from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
@@ -127,7 +127,7 @@ def initial_generator(config: Config) -> RRDBNet:
             path = path / "g_psnr.safetensors"
         if not path.is_file():
             raise ConfigError(f"train.init_g: {path} does not exist (train stage 1 first, or point at G_PSNR)")
-        sd = load_state_dict(path)
+        sd = read_state_dict(path)
         if infer_config(sd) != g.config:
             raise ConfigError(f"train.init_g: {path} holds {infer_config(sd)}, the config asks for {g.config}")
         g.load_state_dict(sd, strict=True)
