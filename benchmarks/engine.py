@@ -11,7 +11,9 @@ NCHW, 128 px tiles with 10 px of context, outputs pasted hard. Printed:
 `--seams` instead measures tiled (default settings) and the plain hard paste against the whole-image output on every
 Set5/Set14 photo.
 
-    nice -n 10 .venv/bin/python benchmarks/engine.py [--seams] [--weights PSNR.safetensors]
+    nice -n 10 .venv/bin/python -m benchmarks.engine [--seams] [--weights PSNR.safetensors]
+
+(Run as a module from the repository root: it imports benchmarks/common.py, shared with benchmarks/gpu_check.py.)
 """
 
 import argparse
@@ -37,16 +39,17 @@ from benchmarks.common import (
     max_grey_levels,
     plain_upscale,
     psnr,
-    random_weights,
     timed,
 )
 from esrgan.models.checkpoints import StateDict, build_generator, read_state_dict
 from esrgan.models.engine import DEVICE_DEFAULTS, Engine, EngineSettings
 from esrgan.models.images import Picture, write_image
-from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet, random_state_dict
 from esrgan.models.tiling import window_size, window_starts
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
 def photo(size: int, name: str = "Set14/baboon.png") -> np.ndarray:
     """A real photo as float HxWx3: the centre crop for sizes it has, else resized (bicubic) to size x size."""
     im = Image.open(DATASETS / name).convert("RGB")
@@ -91,7 +94,7 @@ def proc_status_mb(field: str) -> float:
 def child_rss(size: int) -> None:
     """read-equivalent -> upscale -> PNG for one size x size photo, with a model of the paper's widths (nf 64, gc 32)
     but one block, so activations per tile are the paper's and the run stays short; prints peak RSS in MB."""
-    engine = Engine(random_weights(RRDBConfig(nf=64, nb=1, gc=32)), None, EngineSettings(device="cpu"))
+    engine = Engine(random_state_dict(RRDBConfig(nf=64, nb=1, gc=32), init="paper"), None, EngineSettings(device="cpu"))
     picture = Picture(photo(size))
     before = proc_status_mb("VmRSS")
     result, seconds = timed(engine.upscale, picture)
@@ -160,7 +163,7 @@ def alpha_rows(psnr_sd: StateDict, gan_sd: StateDict, x: np.ndarray) -> list[tup
 def seams(weights: Path | None, init: str) -> None:
     """Tiled at default CPU settings vs whole image, and the plain hard paste vs whole image, on every Set5/Set14
     photo used as the input itself."""
-    sd = read_state_dict(weights) if weights else random_weights(COMPACT, init=init)
+    sd = read_state_dict(weights) if weights else random_state_dict(COMPACT, init=init)
     what = weights.name if weights else f"compact RRDBNet (nf 32, nb 6, gc 16), random weights, {init} init"
     engine = Engine(sd, None, EngineSettings(device="cpu"))
     net = build_generator(sd).eval()
@@ -202,7 +205,7 @@ def main() -> None:
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     print(f"{machine}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}, {time.strftime('%F %H:%M')}")
     started = time.perf_counter()
-    psnr_sd = random_weights(PAPER, 0)
+    psnr_sd = random_state_dict(PAPER, 0, "paper")
     gan_sd = {k: v + 0.01 * torch.randn_like(v) for k, v in psnr_sd.items()}  # a fine-tuned-like GAN half
     x = photo(256)
     out_mp = (256 * 4) ** 2 / 1e6
