@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint serve clean chromium redis containers docker-wheels docker-requirements
+.PHONY: install test lint serve clean chromium redis containers docker-wheels docker-requirements device-wheels
 
 # docker/requirements.txt pins the whole runtime closure: the test venv installs exactly what the images install.
 $(STAMP): pyproject.toml docker/requirements.txt
@@ -56,6 +56,11 @@ docker-wheels: $(STAMP)
 	  || $(BIN)/pip download $(TORCH_WHEEL_FLAGS) --index-url $(TORCH_CPU_INDEX) --dest docker/wheels torch==2.13.0
 	@ls docker/wheels/torch-2.13.0+cpu-*.whl >/dev/null 2>&1 \
 	  || { echo "docker/wheels/ got no torch 2.13.0 CPU wheel (is $(TORCH_CPU_INDEX) reachable?)" >&2; exit 1; }
+
+# Wheels (Python 3.12, x86-64) of what the GPU check needs and the device machine lacks, into device-wheels/: the one
+# `carry` path of its device run (benchmarks/README.md, "GPU check").
+device-wheels: $(STAMP)
+	bash benchmarks/device_wheels.sh
 
 # After changing dependencies in pyproject.toml (and installing them): re-pin what the images install.
 docker-requirements: $(STAMP)
