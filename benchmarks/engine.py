@@ -214,8 +214,7 @@ def main() -> None:
     peak_nchw = conv_rate_gflops(layout=torch.contiguous_format)
     print(f"\n3x3 conv 64->64 on 1x64x256x256: {peak:.0f} GFLOP/s channels_last, {peak_nchw:.0f} GFLOP/s NCHW")
 
-    net = RRDBNet(PAPER).eval()
-    net.load_state_dict(psnr_sd)
+    net = build_generator(psnr_sd).eval()
     plain, t_plain = timed(plain_upscale, net, x)  # first: before any engine raises the malloc thresholds
     whole_engine = Engine(psnr_sd, None, EngineSettings(device="cpu", tile=256))
     whole_engine.upscale_array(x[:32, :32])

@@ -1,10 +1,12 @@
-"""The inference engine: one built network (or ONNX session) per PSNR/GAN pair, blended per job, run tile by tile.
+"""The inference engine: one runner (PyTorch or ONNX Runtime) per PSNR/GAN pair, blended per job, run tile by tile.
 
-The command line, the service's workers and the evaluation all go through `Engine`. It owns the device, precision
-and memory layout choices; the tiling itself is `models.tiling`, the pixels `models.images`.
+The command line, the service's workers and the evaluation all go through `Engine`. It resolves the settings once
+(device, tile defaults, precision), chooses its runner once, and then only tiles: the tiling itself is
+`models.tiling`, the grey and transparency rules `models.pixels`, the network `models.torch_runner` or
+`models.onnx_export`.
 
-Alpha: the engine keeps the two state dicts beside one model and blends them into it in place (`set_alpha`), so a
-worker serving many alphas holds one network, and a repeated alpha costs nothing.
+Alpha: each runner keeps the pair and blends it for `set_alpha` (in place for PyTorch, as a graph input for ONNX), so
+a worker serving many alphas holds one network, and a repeated alpha costs nothing.
 """
 
 import ctypes
@@ -13,16 +15,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from esrgan.models.checkpoints import StateDict, build_generator, read_state_dict
+from esrgan.models.checkpoints import StateDict, infer_config, read_state_dict
 from esrgan.models.images import Picture
-from esrgan.models.interpolate import check_alpha, check_compatible, interpolate_into
+from esrgan.models.interpolate import check_alpha, check_compatible
+from esrgan.models.pixels import network_input, to_batch
 from esrgan.models.tiling import Cancelled, tiled_forward
 
-__all__ = ["DEVICE_DEFAULTS", "Cancelled", "Engine", "EngineSettings"]
+__all__ = ["DEVICE_DEFAULTS", "Cancelled", "Engine", "EngineSettings", "Runner"]
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +92,34 @@ def resolve_device(device: str, backend: str = "torch") -> str:
     return device
 
 
+def tile_settings(settings: EngineSettings, device: str) -> TileDefaults:
+    """The settings' tile, overlap and batch, each falling back to the device's default."""
+    defaults = DEVICE_DEFAULTS["cuda" if device.startswith("cuda") else "cpu"]
+    return TileDefaults(
+        tile=settings.tile or defaults.tile,
+        overlap=defaults.overlap if settings.overlap is None else settings.overlap,
+        batch=settings.batch or defaults.batch,
+    )
+
+
+def half_precision(settings: EngineSettings, device: str) -> torch.dtype | None:
+    """The autocast dtype for the network, or None for fp32; `auto` is fp16 on CUDA and fp32 elsewhere."""
+    cuda = device.startswith("cuda")
+    precision = settings.precision if settings.precision != "auto" else ("fp16" if cuda else "fp32")
+    if not cuda and precision != "fp32":
+        raise ValueError("half precision is for CUDA; the CPU runs fp32")
+    if settings.backend == "onnx" and precision != "fp32":
+        raise ValueError("the ONNX backend runs fp32")
+    return None if precision == "fp32" else PRECISIONS[precision]
+
+
 def tune_malloc() -> None:
     """Keep glibc from returning large buffers to the OS after every convolution.
 
     The network allocates and frees tensors of tens of MB per layer; by default glibc serves those with mmap and
-    unmaps them on free, so each layer pays page faults on fresh memory (half the time of an NCHW conv here, per
-    FACTS.md). Raising the mmap and trim thresholds lets freed buffers be reused.
+    unmaps them on free, so each layer pays page faults on fresh memory. Raising the mmap and trim thresholds lets
+    freed buffers be reused: one 128x128 paper-size forward took 2.04 s instead of 2.45 s in NCHW and 1.39 s instead
+    of 1.70 s in channels_last (benchmarks/RESULTS.md, "Inference engine").
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -104,47 +130,46 @@ def tune_malloc() -> None:
     libc.mallopt(m_trim_threshold, 1 << 30)
 
 
+class Runner(Protocol):
+    """The network behind the engine: a float32 batch of tiles on the host -> the upscaled float32 batch on the host."""
+
+    def set_alpha(self, alpha: float) -> None:
+        """Blend a pair's weights for `alpha` (0 = PSNR, 1 = GAN)."""
+        ...
+
+    def __call__(self, tiles: torch.Tensor) -> torch.Tensor: ...
+
+
+def make_runner(psnr: StateDict, gan: StateDict | None, backend: str, device: str, half: torch.dtype | None) -> Runner:
+    """The runner for `backend`; ONNX Runtime is imported only when asked for."""
+    if backend == "onnx":
+        from esrgan.models.onnx_export import OnnxRunner
+
+        return OnnxRunner.from_state_dicts(psnr, gan, device)
+    from esrgan.models.torch_runner import TorchRunner
+
+    return TorchRunner(psnr, gan, device, half)
+
+
 class Engine:
-    """One network (or ONNX session) ready to upscale, on one device, with the blend of its pair set per job."""
+    """One network on one device, ready to upscale, with the blend of its pair set per job."""
 
     def __init__(self, psnr: StateDict, gan: StateDict | None, settings: EngineSettings | None = None) -> None:
         self.settings = settings = settings or EngineSettings()
         self.device = resolve_device(settings.device, settings.backend)
-        kind = "cuda" if self.device.startswith("cuda") else "cpu"
-        defaults = DEVICE_DEFAULTS[kind]
-        self.tile = settings.tile or defaults.tile
-        self.overlap = defaults.overlap if settings.overlap is None else settings.overlap
-        self.batch = settings.batch or defaults.batch
-        precision = settings.precision if settings.precision != "auto" else ("fp16" if kind == "cuda" else "fp32")
-        if kind == "cpu" and precision != "fp32":
-            raise ValueError("half precision is for CUDA; the CPU runs fp32")
-        self.half = PRECISIONS[precision] if precision != "fp32" else None
+        defaults = tile_settings(settings, self.device)
+        self.tile, self.overlap, self.batch = defaults.tile, defaults.overlap, defaults.batch
+        half = half_precision(settings, self.device)
         if gan is not None:
             check_compatible(psnr, gan)
-        model = build_generator(psnr).eval()
-        self.scale = model.scale
-        self.align = model.unshuffle  # windows must be multiples of the pixel-unshuffle factor
-        self.alpha: float | None = None
-        self.onnx = None
-        if kind == "cpu":
+        if not self.device.startswith("cuda"):
             tune_malloc()
-        if settings.backend == "onnx":
-            if self.half is not None:
-                raise ValueError("the ONNX backend runs fp32")
-            import io
-
-            from esrgan.models.onnx_export import OnnxRunner, export_onnx
-
-            buf = io.BytesIO()
-            export_onnx(psnr, gan, buf)
-            self.onnx = OnnxRunner(buf.getvalue(), self.device)
-            self._psnr = self._gan = None
-        else:
-            self.model = model.to(self.device, memory_format=torch.channels_last)
-            # the two ends of the blend live where the model lives, so set_alpha is one lerp per tensor
-            self._psnr = {k: v.to(self.device, torch.float32) for k, v in psnr.items()}
-            self._gan = None if gan is None else {k: v.to(self.device, torch.float32) for k, v in gan.items()}
+        self.runner = make_runner(psnr, gan, settings.backend, self.device, half)  # builds (and checks) the network
+        config = infer_config(psnr)
+        self.scale = config.scale
+        self.align = config.unshuffle  # windows must be multiples of the pixel-unshuffle factor
         self.is_pair = gan is not None
+        self.alpha: float | None = None
 
     @classmethod
     def from_pair(cls, psnr_path: str | Path, gan_path: str | Path, settings: EngineSettings | None = None) -> "Engine":
@@ -157,38 +182,22 @@ class Engine:
         return cls(read_state_dict(path), None, settings)
 
     def set_alpha(self, alpha: float) -> None:
-        """Blend the pair's weights into the network for `alpha` in place; nothing happens when alpha repeats."""
+        """Blend the pair's weights for `alpha`; nothing happens when alpha repeats."""
         alpha = check_alpha(alpha)
         if not self.is_pair:
             raise ValueError("this engine runs a single weights file: alpha needs a PSNR/GAN pair")
         if alpha == self.alpha:
             return
-        if self.onnx is not None:
-            self.onnx.set_alpha(alpha)
-        else:
-            interpolate_into(self.model, self._psnr, self._gan, alpha)
+        self.runner.set_alpha(alpha)
         self.alpha = alpha
 
     def _ready(self) -> None:
         if self.is_pair and self.alpha is None:
             raise ValueError("set_alpha() first: a PSNR/GAN pair has no weights until alpha is chosen")
 
-    @torch.inference_mode()
     def forward_tiles(self, tiles: torch.Tensor) -> torch.Tensor:
-        """The network on one batch of tiles (n, 3, h, w) float32 on the host -> upscaled float32 on the host.
-
-        In half precision, a batch whose output holds NaN or Inf (fp16 overflow) is run again in fp32.
-        """
-        if self.onnx is not None:
-            return self.onnx(tiles)
-        x = tiles.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        if self.half is not None:
-            with torch.autocast("cuda", dtype=self.half):
-                y = self.model(x)
-            if torch.isfinite(y).all():
-                return y.float().cpu()
-            log.warning("non-finite values in a %s tile: running it again in fp32", self.half)
-        return self.model(x).float().cpu()
+        """The network on one batch of tiles (n, 3, h, w) float32 on the host -> upscaled float32 on the host."""
+        return self.runner(tiles)
 
     def _tiled(
         self,
@@ -217,8 +226,7 @@ class Engine:
         self._ready()
         if x.ndim != 3 or x.shape[2] != 3:
             raise ValueError(f"upscale_array takes an H x W x 3 array, got shape {x.shape}")
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(2, 0, 1)[None]
-        out = self._tiled(t, self.forward_tiles, torch.float32, None, None, None, tile)
+        out = self._tiled(to_batch(x), self.forward_tiles, torch.float32, None, None, None, tile)
         return out[0].clamp_(0, 1).permute(1, 2, 0).numpy()
 
     def upscale(
@@ -228,48 +236,15 @@ class Engine:
         cancel: Callable[[], bool] | None = None,
         tile: int | None = None,
     ) -> Picture:
-        """Upscale a decoded picture; the result keeps its mode, bit depth and ICC profile.
-
-        Grey goes through the network as three equal channels and comes back as their mean. With transparency, the
-        colour is premultiplied by alpha on the way in (no dark fringes from the invisible colour of transparent
-        pixels), alpha goes through the network too as a grey image, and the colour is divided by it at the end.
+        """Upscale a decoded picture; the result keeps its mode, bit depth and ICC profile (see `models.pixels`).
 
         Raises:
             Cancelled: `cancel()` returned true between two batches of tiles.
         """
         self._ready()
         started = time.perf_counter()
-        px = picture.as_float()
-        grey = px.shape[2] in (1, 2)
-        colour = np.repeat(px[..., :1], 3, axis=2) if grey else px[..., :3]
-        alpha = px[..., -1:] if picture.has_alpha else None
-        opaque = alpha is not None and bool((alpha >= 1.0).all())
-        if alpha is not None and not opaque:
-            net_in = np.concatenate([colour * alpha, np.repeat(alpha, 3, axis=2)], axis=2)
-            fn = self._colour_and_alpha
-        else:
-            net_in, fn = colour, self.forward_tiles
-        x = torch.from_numpy(np.ascontiguousarray(net_in, dtype=np.float32)).permute(2, 0, 1)[None]
-        out_dtype = torch.uint16 if picture.bits == 16 else torch.uint8
-
-        def finish(rows: torch.Tensor) -> torch.Tensor:
-            """Float rows (1, 3 or 4, h, w) -> the output's channels, still float."""
-            rgb = rows[:, :3]
-            if rows.shape[1] == 4:
-                a = rows[:, 3:].clamp(0, 1)
-                rgb = torch.where(a > 0, torch.minimum(rgb.clamp(min=0), a) / a.clamp(min=1e-12), 0.0)
-            elif opaque:
-                a = torch.ones_like(rows[:, :1])
-            out = rgb.mean(dim=1, keepdim=True) if grey else rgb
-            return torch.cat([out, a], dim=1) if alpha is not None else out
-
-        out = self._tiled(x, fn, out_dtype, finish, progress, cancel, tile)
-        pixels = out[0].permute(1, 2, 0).numpy()
+        net = network_input(picture)
+        run = net.through(self.forward_tiles)
+        out = self._tiled(net.tensor, run, net.out_dtype, net.finish, progress, cancel, tile)
         log.debug("upscaled %dx%d in %.2fs", picture.width, picture.height, time.perf_counter() - started)
-        return Picture(pixels=pixels, bits=picture.bits, icc=picture.icc)
-
-    def _colour_and_alpha(self, tiles: torch.Tensor) -> torch.Tensor:
-        """(n, 6, h, w): premultiplied colour and alpha-as-grey run as one batch of 2n; -> (n, 4, H, W)."""
-        n = tiles.shape[0]
-        out = self.forward_tiles(torch.cat([tiles[:, :3], tiles[:, 3:]]))
-        return torch.cat([out[:n], out[n:].mean(dim=1, keepdim=True)], dim=1)
+        return net.to_picture(out)

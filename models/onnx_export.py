@@ -67,7 +67,9 @@ def export_onnx(psnr: StateDict, gan: StateDict | None, dest: Path | io.BytesIO)
     H and W are dynamic; the output is `output` (N, C, H*scale, W*scale), unclamped like the PyTorch model.
     """
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, chosen: see FACTS.md
+        # The TorchScript exporter (deprecated, hence the filter) handles the dynamic H/W axes; the dynamo one
+        # would need the onnxscript package, which the product does not depend on.
+        warnings.simplefilter("ignore", DeprecationWarning)
         if gan is None:
             model: nn.Module = build_generator(psnr).eval()
             args: tuple = (torch.rand(1, model.config.in_ch, 16, 16),)
@@ -120,6 +122,13 @@ class OnnxRunner:
             log.warning("ONNX Runtime cannot use CUDA here (no GPU, or no CUDA 13/cuDNN 9 it can load): using the CPU")
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.alpha: np.ndarray | None = None
+
+    @classmethod
+    def from_state_dicts(cls, psnr: StateDict, gan: StateDict | None, device: str) -> "OnnxRunner":
+        """A session for a pair (alpha as a graph input) or a single weights file, exported in memory."""
+        buf = io.BytesIO()
+        export_onnx(psnr, gan, buf)
+        return cls(buf.getvalue(), device)
 
     @property
     def takes_alpha(self) -> bool:

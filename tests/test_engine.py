@@ -6,7 +6,7 @@ import pytest
 import torch
 from engine_helpers import save_tiny_pair
 
-import esrgan.models.engine
+import esrgan.models.torch_runner
 from esrgan.models.checkpoints import build_generator, read_state_dict
 from esrgan.models.engine import Cancelled, Engine, EngineSettings
 from esrgan.models.images import Picture
@@ -45,14 +45,14 @@ def smooth_image(h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray
 
 def test_alpha_is_blended_in_place_and_a_repeat_costs_nothing(engine, monkeypatch):
     calls = []
-    real = esrgan.models.engine.interpolate_into
-    monkeypatch.setattr(esrgan.models.engine, "interpolate_into", lambda *a: calls.append(a[3]) or real(*a))
-    weight = engine.model.conv_first.weight
+    real = esrgan.models.torch_runner.interpolate_into
+    monkeypatch.setattr(esrgan.models.torch_runner, "interpolate_into", lambda *a: calls.append(a[3]) or real(*a))
+    weight = engine.runner.model.conv_first.weight
     before = weight.detach().clone()
     engine.set_alpha(0.9)
     engine.set_alpha(0.9)
     assert calls == [0.9]
-    assert engine.model.conv_first.weight is weight and not torch.equal(weight, before)
+    assert engine.runner.model.conv_first.weight is weight and not torch.equal(weight, before)
     with pytest.raises(ValueError, match="alpha"):
         engine.set_alpha(1.5)
 
@@ -154,7 +154,7 @@ def test_cuda_fp16_overflow_is_redone_in_fp32(pair):
     e = Engine.from_pair(*pair, EngineSettings(device="cuda", precision="fp16"))
     e.set_alpha(0.5)
     with torch.no_grad():
-        e.model.conv_last.weight.mul_(1e5)  # drives the output past fp16's 65504
+        e.runner.model.conv_last.weight.mul_(1e5)  # drives the output past fp16's 65504
     x = torch.rand(1, 3, 16, 16)
     out = e.forward_tiles(x)
     assert torch.isfinite(out).all() and out.abs().max() > 65504
