@@ -16,12 +16,11 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CollectorRegistry
 
-from esrgan.service.deps import API_KEY_HEADER, Jobs
-from esrgan.service.local import LocalJobs
+from esrgan.service.deps import API_KEY_HEADER
+from esrgan.service.job import JobQueue, QueueUnavailable
 from esrgan.service.metrics import JobsCollector, RequestMetrics
 from esrgan.service.middleware import ApiKeyGate, UploadLimit
 from esrgan.service.pairs import load_catalog
-from esrgan.service.queue import QueueUnavailable, RedisJobs
 from esrgan.service.routes import errors, health, jobs, models, pages, upscale
 from esrgan.service.settings import MB, Settings, get_settings
 from esrgan.service.storage import Storage
@@ -32,14 +31,31 @@ log = logging.getLogger(__name__)
 MULTIPART_SLACK = 64 * 1024  # multipart framing around the file; the file itself is checked exactly after reading
 
 
-def housekeeping(jobs: Jobs, storage: Storage, settings: Settings) -> None:
+def job_queue(settings: Settings, storage: Storage) -> JobQueue:
+    """RQ on Redis when ESRGAN_REDIS_URL is set, else worker threads in this process.
+
+    Each adapter is imported only when chosen, because each brings what the other mode does without: the Redis one rq,
+    the in-process one torch and the engine (an API in Redis mode never loads torch; its workers do).
+    """
+    if settings.redis_url:
+        from esrgan.service.redis_queue import RedisJobs
+
+        return RedisJobs(settings)
+    from esrgan.service.local_queue import LocalJobs
+
+    return LocalJobs(settings, storage)
+
+
+def housekeeping(jobs: JobQueue, storage: Storage, settings: Settings) -> None:
     """Settle jobs whose worker died, then remove files of jobs that ended more than the result TTL ago."""
     jobs.reap()
     storage.expire(settings.result_ttl, keep=jobs.active_ids())
 
 
-async def maintain(jobs: Jobs, storage: Storage, settings: Settings) -> None:
-    every = min(settings.heartbeat, max(1.0, settings.result_ttl / 2))
+async def maintain(jobs: JobQueue, storage: Storage, settings: Settings) -> None:
+    """Housekeeping, twice a heartbeat: a dead worker's registry entry expires after three beats, so its job is retried
+    or failed within about three and a half (a GET of the job only reads; it never runs this)."""
+    every = min(settings.heartbeat / 2, max(1.0, settings.result_ttl / 2))
     while True:
         await asyncio.sleep(every)
         try:
@@ -54,19 +70,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     explicit = settings is not None
     settings = settings or get_settings()
     storage = Storage(settings.storage_dir)
-    job_queue: Jobs = RedisJobs(settings) if settings.redis_url else LocalJobs(settings, storage)
+    queue = job_queue(settings, storage)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.catalog = await run_in_threadpool(load_catalog, settings)
-        if isinstance(job_queue, LocalJobs):
-            await run_in_threadpool(job_queue.start)  # loads the weights; a failure stops the server here
-        task = asyncio.create_task(maintain(job_queue, storage, settings))
+        await run_in_threadpool(queue.start)  # in-process: loads the weights; a failure stops the server here
+        task = asyncio.create_task(maintain(queue, storage, settings))
         try:
             yield
         finally:
             task.cancel()
-            await run_in_threadpool(job_queue.close)
+            await run_in_threadpool(queue.close)
 
     app = FastAPI(
         title="ESRGAN upscaling service",
@@ -76,12 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     if explicit:
         app.dependency_overrides[get_settings] = lambda: settings
-    app.state.settings, app.state.storage, app.state.jobs = settings, storage, job_queue
+    app.state.settings, app.state.storage, app.state.jobs = settings, storage, queue
 
     app.state.metrics = CollectorRegistry()
-    app.state.metrics.register(
-        JobsCollector(job_queue.stats, job_queue.depth, job_queue.workers, errors=(QueueUnavailable,))
-    )
+    app.state.metrics.register(JobsCollector(queue.stats, queue.depth, queue.workers, errors=(QueueUnavailable,)))
     app.add_middleware(ApiKeyGate, settings=settings)  # inside RequestMetrics and CORS: counted, readable by pages
     app.add_middleware(RequestMetrics, registry=app.state.metrics)
     if settings.cors_origins:

@@ -1,22 +1,22 @@
-"""FastAPI dependencies: each a small function plus an `Annotated` alias, so a route's signature lists what it uses."""
+"""FastAPI dependencies: each a small function plus an `Annotated` alias, so a route's signature lists what it uses.
+
+Routes see the job queue as the `JobQueue` protocol only: which adapter serves it is `service.app`'s choice.
+"""
 
 import secrets
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
-from esrgan.service.local import LocalJobs
+from esrgan.service.job import JobQueue
 from esrgan.service.pairs import ModelInfo
-from esrgan.service.queue import RedisJobs
 from esrgan.service.settings import Settings, get_settings
 from esrgan.service.storage import Storage
-
-Jobs = RedisJobs | LocalJobs
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_jobs(request: Request) -> Jobs:
+def get_jobs(request: Request) -> JobQueue:
     return request.app.state.jobs
 
 
@@ -28,7 +28,7 @@ def get_catalog(request: Request) -> dict[str, ModelInfo]:
     return request.app.state.catalog
 
 
-JobsDep = Annotated[Jobs, Depends(get_jobs)]
+JobsDep = Annotated[JobQueue, Depends(get_jobs)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 CatalogDep = Annotated[dict[str, ModelInfo], Depends(get_catalog)]
 

@@ -1,7 +1,8 @@
 """The model pairs this server offers (`ESRGAN_WEIGHTS`): where their files are, their scale and provenance.
 
-Read once when the API starts, so `GET /models` and request validation never touch the weights again. A pair whose
-files cannot be read is listed as unavailable with the reason, and requests for it are refused (422).
+Read once when the API starts, from each file's header and shapes (a .pth file has none and is read whole), so
+`GET /models` and request validation never touch the weights again. A pair whose files cannot be read is listed as
+unavailable with the reason, and requests for it are refused (422).
 """
 
 import logging
@@ -9,7 +10,6 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from esrgan.models.checkpoints import load_checkpoint
 from esrgan.models.registry import PAIRS, resolve_pair
 from esrgan.service.settings import Settings, WeightsEntry
 
@@ -49,17 +49,21 @@ def describe(entry: WeightsEntry, default: bool) -> ModelInfo:
         if spec is not None:
             description = spec.note
             registry_provenance = {"psnr": spec.psnr.provenance, "gan": spec.gan.provenance}
+    # Imported here, not at the top: the checkpoint module brings torch, and an API whose workers run elsewhere loads
+    # it only to describe its pairs (from a safetensors header; a .pth file is read whole).
+    from esrgan.models.checkpoints import describe_weights
+
     try:
         files = {}
         for stage, path in zip(("psnr", "gan"), pair_paths(entry), strict=True):
-            loaded = load_checkpoint(path)
+            weights = describe_weights(path)
             files[stage] = ModelFile(
                 file=path.name,
-                layout=str(loaded.layout),
-                stage=loaded.metadata.get("stage"),
-                provenance=loaded.metadata.get("provenance") or registry_provenance.get(stage),
+                layout=str(weights.layout),
+                stage=weights.metadata.get("stage"),
+                provenance=weights.metadata.get("provenance") or registry_provenance.get(stage),
             )
-            config = loaded.config
+            config = weights.config
     except Exception as exc:  # a broken or missing pair is reported, not fatal: the others still serve
         log.warning("model pair %s is unavailable: %s", entry.name, exc)
         return ModelInfo(name=entry.name, default=default, available=False, description=description, error=str(exc))

@@ -32,9 +32,14 @@ class Storage:
         Raises:
             ValueError: the id or the name is not one we hand out.
         """
-        if not JOB_ID.fullmatch(job_id) or not NAME.fullmatch(name):
+        if not NAME.fullmatch(name):
             raise ValueError(f"not a storage key: {job_id!r}/{name!r}")
-        return self.root / job_id / name
+        return self._job_dir(job_id) / name
+
+    def _job_dir(self, job_id: str) -> Path:
+        if not JOB_ID.fullmatch(job_id):
+            raise ValueError(f"not a storage key: {job_id!r}")
+        return self.root / job_id
 
     def put(self, job_id: str, name: str, data: bytes) -> Path:
         """Write `data` atomically (temporary file, fsync, rename) and return its path."""
@@ -60,8 +65,7 @@ class Storage:
 
     def remove(self, job_id: str) -> None:
         """Delete every file of a job (no error if there is none)."""
-        self.path_for(job_id, "input")  # validates the id
-        shutil.rmtree(self.root / job_id, ignore_errors=True)
+        shutil.rmtree(self._job_dir(job_id), ignore_errors=True)
 
     def job_ids(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and JOB_ID.fullmatch(p.name))

@@ -1,17 +1,15 @@
-"""Workers: the job function, a per-worker model cache, and RQ's in-process worker with a live heartbeat.
+"""RQ's side of a job: the function RQ runs, RQ's in-process worker with a live heartbeat, and `esrgan worker`.
 
-`run_upscale` is what RQ runs (by dotted path) with ids and numbers only; `upscale_stored` is the work itself, shared
-with the in-process threads of `service.local`. A worker loads each model pair once and keeps it resident; each job
-only blends the two networks for its alpha (a no-op when alpha repeats) and runs the tiled engine.
+`run_upscale` is what RQ runs with ids and numbers only; the work itself is `service.runner.JobRunner.run`, shared
+with the in-process threads of `service.local_queue`. The API imports this module to enqueue `run_upscale` by
+reference, so nothing here loads torch at import: `EsrganWorker` loads the runner (torch, the weights) when it starts.
 """
 
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker, get_current_job
@@ -19,87 +17,43 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import WorkerStatus
 
-from esrgan.models.engine import Cancelled, Engine, EngineSettings
-from esrgan.models.images import read_image, write_image
+from esrgan.service.job import JobParams
 from esrgan.service.metrics import RedisStats
-from esrgan.service.pairs import pair_paths
-from esrgan.service.queue import CANCEL_KEY
 from esrgan.service.settings import Settings, get_settings
 from esrgan.service.storage import Storage
+
+if TYPE_CHECKING:
+    from esrgan.service.runner import JobRunner
 
 log = logging.getLogger(__name__)
 
 
-class EngineCache:
-    """The engines of one worker (an RQ process or one in-process thread), loaded on first use and kept.
+def cancel_key(job_id: str) -> str:
+    """The Redis key whose presence cancels `job_id`: set by the API, read by the worker between tiles."""
+    return f"esrgan:cancel:{job_id}"
 
-    Not shared between threads: each engine holds one blend of weights, set per job.
+
+_runner: "JobRunner | None" = None  # this process's runner, built once by `start_runner` before any job
+
+
+def start_runner(settings: Settings) -> None:
+    """Set torch's threads and load every model pair: once per worker process, before it registers with RQ."""
+    global _runner
+    # Imported here and not at the top: the API imports this module (for run_upscale) and must not load torch.
+    from esrgan.service.runner import JobRunner, set_threads
+
+    set_threads(settings)
+    _runner = JobRunner.load(settings, Storage(settings.storage_dir))
+
+
+def run_upscale(job_id: str, alpha: float, model: str, fmt: str, tile: int | None) -> None:
+    """Upscale one stored upload at `alpha` with this worker's runner.
+
+    Progress goes to `job.meta["progress"]` ({done, total} tiles of this attempt), attempts to `job.meta["attempts"]`,
+    and a job stopped by its cancel key gets `job.meta["cancelled"]`.
     """
-
-    def __init__(self, settings: Settings) -> None:
-        torch.set_num_threads(settings.torch_threads)  # process-wide: in-process worker threads all ask the same
-        self.settings = settings
-        self.entries = {entry.name: entry for entry in settings.weight_entries}
-        self.engines: dict[str, Engine] = {}
-
-    def get(self, model: str) -> Engine:
-        if model not in self.engines:
-            psnr, gan = pair_paths(self.entries[model])
-            settings = EngineSettings(device=self.settings.device, tile=self.settings.tile)
-            self.engines[model] = Engine.from_pair(psnr, gan, settings)
-            log.info("loaded model pair %s (%s, %s)", model, psnr, gan)
-        return self.engines[model]
-
-    def preload(self) -> None:
-        for name in self.entries:
-            self.get(name)
-
-
-def upscale_stored(
-    job_id: str,
-    alpha: float,
-    model: str,
-    fmt: str,
-    tile: int | None,
-    *,
-    storage: Storage,
-    engines: EngineCache,
-    progress: Callable[[int, int], None],
-    cancel: Callable[[], bool],
-) -> bool:
-    """Upscale the stored upload of `job_id` and store `result.<fmt>`.
-
-    Returns:
-        True when the result is stored, False when `cancel()` stopped the job (nothing is stored then).
-    """
-    if cancel():
-        return False
-    picture = read_image(storage.read(job_id, "input"), max_pixels=engines.settings.max_pixels)
-    engine = engines.get(model)
-    engine.set_alpha(alpha)
-    try:
-        result = engine.upscale(picture, progress=progress, cancel=cancel, tile=tile)
-    except Cancelled:
-        return False
-    storage.put(job_id, f"result.{fmt}", write_image(result, fmt))
-    return True
-
-
-_engines: EngineCache | None = None  # this process's models, loaded by EsrganWorker before it takes a job
-
-
-def process_engines() -> EngineCache:
-    global _engines
-    if _engines is None:
-        _engines = EngineCache(get_settings())
-    return _engines
-
-
-def run_upscale(job_id: str, alpha: float, model: str, fmt: str, tile: int | None) -> str:
-    """Upscale one stored upload at `alpha`; return the storage name of the result ("" when cancelled).
-
-    Progress goes to `job.meta["progress"]` ({done, total} tiles of this attempt), attempts to `job.meta["attempts"]`.
-    """
+    runner = _runner
+    assert runner is not None, "run_upscale runs in an EsrganWorker, which loads its runner when it starts"
     job = get_current_job()
     assert job is not None, "run_upscale runs inside an RQ worker"
     redis: Redis = job.connection
@@ -112,27 +66,15 @@ def run_upscale(job_id: str, alpha: float, model: str, fmt: str, tile: int | Non
         job.save_meta()
 
     def cancel() -> bool:
-        return bool(redis.exists(CANCEL_KEY.format(job_id)))
+        return bool(redis.exists(cancel_key(job_id)))
 
     started = time.monotonic()
-    settings = get_settings()
-    stored = upscale_stored(
-        job_id,
-        alpha,
-        model,
-        fmt,
-        tile,
-        storage=Storage(settings.storage_dir),
-        engines=process_engines(),
-        progress=progress,
-        cancel=cancel,
-    )
-    if not stored:
+    params = JobParams(model=model, alpha=alpha, format=fmt, tile=tile)
+    if runner.run(job_id, params, progress=progress, cancel=cancel):
+        RedisStats(redis).record_duration(time.monotonic() - started)
+    else:
         job.meta["cancelled"] = True
         job.save_meta()
-        return ""
-    RedisStats(redis).record_duration(time.monotonic() - started)
-    return f"result.{fmt}"
 
 
 def count_failure(job: Job, *exc_info: Any) -> bool:
@@ -148,18 +90,18 @@ class EsrganWorker(SimpleWorker):
     A plain SimpleWorker cannot beat during a job, so RQ gives its jobs `job_timeout + 60` s before calling them
     abandoned. Here a thread refreshes the job's entry in the started registry every `heartbeat` seconds with a TTL of
     three beats; if the process dies (SIGKILL, out-of-memory killer) the entry expires within three beats and the next
-    maintenance pass (another worker's, or the API's) retries the job once, then fails it with a reason.
+    maintenance pass (another worker's, or the API's housekeeping) retries the job once, then fails it with a reason.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        settings = get_settings()
+        settings = get_settings()  # RQ's WorkerPool builds this class in each child: settings come from the environment
         beat = settings.heartbeat
         kwargs.setdefault("job_monitoring_interval", beat)
         kwargs.setdefault("worker_ttl", 3 * beat + 15)  # an idle worker wakes (and maintains) every 3 beats
         kwargs.setdefault("maintenance_interval", 3 * beat)
         kwargs.setdefault("exception_handlers", [count_failure])
         super().__init__(*args, **kwargs)
-        process_engines().preload()  # before registering: a live worker always has its weights loaded
+        start_runner(settings)  # before registering: a live worker always has its weights loaded
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return 3 * self.job_monitoring_interval

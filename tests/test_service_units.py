@@ -1,19 +1,30 @@
-"""The service's small pure parts: settings parsing and refusals, storage keys and atomic writes, names, messages."""
+"""The service's small parts: settings parsing and refusals, storage keys and atomic writes, names, messages, upload
+checks, and what the API process imports."""
 
+import io
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from fastapi import HTTPException
+from PIL import Image
 from pydantic import ValidationError
 
-from esrgan.service.queue import describe_failure
-from esrgan.service.routes.upscale import download_name
+from esrgan.models.images import ImageError, Picture, read_image, write_image
+from esrgan.service import uploads as uploads_module
+from esrgan.service.job import Size
+from esrgan.service.redis_queue import describe_failure
+from esrgan.service.routes.responses import download_name
+from esrgan.service.runner import set_threads
 from esrgan.service.settings import Settings, WeightsEntry
 from esrgan.service.storage import Storage
-from esrgan.service.worker import EngineCache
+from esrgan.service.uploads import upload_size
 
 JOB = "0123456789abcdef0123456789abcdef"
 
@@ -60,7 +71,7 @@ def test_workers_share_the_cores_out(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings(worker_concurrency=4).torch_threads == 5 and Settings(threads=3).torch_threads == 3
     before = torch.get_num_threads()
     try:
-        EngineCache(Settings(threads=1))  # what every worker builds first
+        set_threads(Settings(threads=1))  # what every worker process does first
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
@@ -106,3 +117,77 @@ def test_failure_messages_for_people() -> None:
         "in.png: the file is empty"
     )
     assert "timeout" in describe_failure("...\nrq.timeouts.JobTimeoutException: Task exceeded maximum timeout")
+
+
+def test_the_api_loads_torch_only_for_in_process_workers(tmp_path: Path) -> None:
+    """Redis mode: the app (routes, queue, the worker module it enqueues from) loads no torch, its workers run
+    elsewhere. In-process mode: the worker threads bring torch, and nothing loads rq."""
+    script = (
+        "import sys\n"
+        "from esrgan.service.app import create_app\n"
+        "from esrgan.service.settings import Settings\n"
+        "create_app(Settings(storage_dir=sys.argv[1], redis_url=sys.argv[2] or None))\n"
+        "print(','.join(m for m in ('torch', 'rq') if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESRGAN_")}
+
+    def loaded(redis_url: str) -> str:
+        args = [sys.executable, "-c", script, str(tmp_path / "jobs"), redis_url]
+        done = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True)
+        return done.stdout.strip()
+
+    assert loaded("redis://127.0.0.1:1/0") == "rq"
+    assert loaded("") == "torch"
+
+
+def encoded(pixels: np.ndarray, fmt: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, fmt, **options)
+    return out.getvalue()
+
+
+def uploads() -> dict[str, bytes]:
+    """Good uploads of every kind the route sizes differently: 8 and 16 bit, turned by EXIF, formats beside PNG."""
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    turned = Image.Exif()
+    turned[0x0112] = 6  # rotate 90 degrees: a 30x20 file shows as 20x30
+    deep = np.random.default_rng(1).integers(0, 65536, (9, 13, 3), dtype=np.uint16)
+    return {
+        "png": encoded(rgb, "PNG"),
+        "png 16 bit": write_image(Picture(pixels=deep, bits=16), "png"),  # read through pypng, not Pillow
+        "png turned": encoded(rgb, "PNG", exif=turned.tobytes()),
+        "jpeg turned": encoded(rgb, "JPEG", exif=turned.tobytes()),
+        "webp": encoded(rgb, "WEBP"),
+        "bmp": encoded(rgb, "BMP"),
+    }
+
+
+@pytest.mark.parametrize("kind", list(uploads()))
+def test_an_upload_is_sized_from_its_header_as_the_decoder_sees_it(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = uploads()[kind]
+    picture = read_image(data)
+    monkeypatch.setattr(uploads_module, "read_image", None)  # a good upload is never decoded into pixels here
+    assert upload_size(data, max_pixels=10_000) == Size(width=picture.width, height=picture.height)
+    if kind.endswith("turned"):
+        assert (picture.width, picture.height) == (20, 30)
+
+
+def test_an_upload_is_refused_in_the_decoders_words() -> None:
+    rgb = np.random.default_rng(2).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    refused = {
+        "truncated png": (encoded(rgb, "PNG")[:-30], 415),
+        "truncated jpeg": (encoded(rgb, "JPEG")[:-200], 415),
+        "gif": (encoded(rgb, "GIF"), 415),
+        "text": (b"hello, not an image", 415),
+        "too many pixels": (encoded(np.zeros((400, 300, 3), np.uint8), "PNG"), 413),
+    }
+    for kind, (data, status) in refused.items():
+        with pytest.raises(ImageError) as decoded:
+            read_image(data, max_pixels=100_000)
+        with pytest.raises(HTTPException) as answer:
+            upload_size(data, max_pixels=100_000)
+        assert answer.value.status_code == status, kind
+        assert answer.value.detail.endswith(str(decoded.value)), (kind, answer.value.detail)
+    with pytest.raises(HTTPException, match="empty") as empty:
+        upload_size(b"", max_pixels=100_000)
+    assert empty.value.status_code == 415

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from esrgan.service.queue import QueueUnavailable
+from esrgan.service.job import QueueUnavailable
 
 
 class ErrorBody(BaseModel):

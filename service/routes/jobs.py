@@ -5,9 +5,9 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from esrgan.models.images import FORMATS
 from esrgan.service.deps import ApiKey, JobsDep, StorageDep
-from esrgan.service.queue import TERMINAL, JobInfo, JobState
+from esrgan.service.job import TERMINAL, JobInfo, JobState, result_name
 from esrgan.service.routes.errors import ERRORS, ErrorBody
-from esrgan.service.routes.upscale import result_response, with_urls
+from esrgan.service.routes.responses import result_response, with_urls
 from esrgan.service.storage import JOB_ID
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[ApiKey])
@@ -40,7 +40,7 @@ def get_result(job_id: str, jobs: JobsDep, storage: StorageDep) -> Response:
     info = find(jobs, job_id)
     if info.state != JobState.FINISHED:
         raise HTTPException(409, f"The job is {info.state.value}; its result exists once it is finished.")
-    path = storage.path_for(job_id, f"result.{info.format}")
+    path = storage.path_for(job_id, result_name(info.format))
     if not path.is_file():
         raise HTTPException(404, "The result has expired and was removed.")
     return result_response(info, path)

@@ -1,56 +1,25 @@
 """POST /upscale: validate the upload and its parameters, store it, queue a job; with `wait=true`, answer the image."""
 
 import asyncio
-import re
 import time
-from pathlib import Path
 from typing import Annotated, Literal
 from uuid import uuid4
 
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 
-from esrgan.models.images import EXTENSIONS, FORMATS, ImageError, ImageTooLarge, read_image
+from esrgan.models.images import FORMATS
 from esrgan.service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep, StorageDep
-from esrgan.service.queue import TERMINAL, JobInfo, JobState, QueueUnavailable, Size
+from esrgan.service.job import INPUT, TERMINAL, JobInfo, JobState, QueueUnavailable, Size, result_name
 from esrgan.service.routes.errors import ERRORS
+from esrgan.service.routes.responses import download_name, result_response, with_urls
 from esrgan.service.settings import MB
+from esrgan.service.uploads import upload_size
 
 router = APIRouter(tags=["jobs"], dependencies=[ApiKey])
 
 Format = Literal["png", "webp", "jpeg"]
-
-
-def download_name(client_name: str | None, fmt: str, scale: int) -> str:
-    """`photo_x4.png` from the client's `photo.jpg`: used in Content-Disposition only, never as a storage path."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(client_name or "").stem).strip("._-")[:64] or "image"
-    return f"{stem}_x{scale}{EXTENSIONS[fmt]}"
-
-
-def decode_upload(data: bytes, max_pixels: int) -> tuple[int, int]:
-    """Width and height of an upload the workers can read, or HTTPException 413 (more pixels than allowed) or 415
-    (not an image we can read)."""
-    if not data:
-        raise HTTPException(415, "The uploaded file is empty; send an image (PNG, JPEG or WebP).")
-    try:
-        picture = read_image(data, max_pixels=max_pixels)
-    except ImageTooLarge as exc:
-        raise HTTPException(413, f"The image is too large for this server: {exc}") from exc
-    except ImageError as exc:
-        raise HTTPException(415, f"The upload cannot be used: {exc}") from exc
-    return picture.width, picture.height
-
-
-def with_urls(request: Request, info: JobInfo) -> JobInfo:
-    urls = {"status_url": request.app.url_path_for("get_job", job_id=info.id)}
-    if info.state == JobState.FINISHED:
-        urls["result_url"] = request.app.url_path_for("get_result", job_id=info.id)
-    return info.model_copy(update=urls)
-
-
-def result_response(info: JobInfo, path: Path) -> FileResponse:
-    return FileResponse(path, media_type=FORMATS[info.format], filename=info.filename)
 
 
 @router.post(
@@ -89,7 +58,7 @@ async def upscale(
     if len(data) > settings.max_upload_bytes:
         limit = settings.max_upload_bytes / MB
         raise HTTPException(413, f"The upload is larger than this server accepts ({limit:g} MB).")
-    width, height = await run_in_threadpool(decode_upload, data, settings.max_pixels)
+    size = await run_in_threadpool(upload_size, data, settings.max_pixels)
     job_id = uuid4().hex
     info = JobInfo(
         id=job_id,
@@ -99,10 +68,10 @@ async def upscale(
         format=fmt,
         tile=tile,
         filename=download_name(file.filename, fmt, pair.scale),
-        input=Size(width=width, height=height),
-        output=Size(width=width * pair.scale, height=height * pair.scale),
+        input=size,
+        output=Size(width=size.width * pair.scale, height=size.height * pair.scale),
     )
-    await run_in_threadpool(storage.put, job_id, "input", data)
+    await run_in_threadpool(storage.put, job_id, INPUT, data)
     try:
         await run_in_threadpool(jobs.submit, job_id, info)
     except QueueUnavailable:
@@ -130,7 +99,7 @@ async def wait_for_result(
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, 0.5)
     if info.state == JobState.FINISHED:
-        return result_response(info, storage.path_for(job_id, f"result.{info.format}"))
+        return result_response(info, storage.path_for(job_id, result_name(info.format)))
     if info.state == JobState.FAILED:
         raise HTTPException(500, f"The job failed: {info.error}")
     if info.state == JobState.CANCELLED:

@@ -1,8 +1,9 @@
-"""Jobs through RQ on Redis: submit, look up, cancel, remove, and recover jobs whose worker died.
+"""`RedisJobs`: the job queue on RQ and Redis, for an API whose workers (`esrgan worker`) run in other processes.
 
-What backs a job: the RQ job hash `rq:job:<id>` (arguments: ids and numbers only; `meta`: file name, sizes, progress,
-attempts), the queue list `rq:queue:esrgan`, RQ's started/failed registries, and the key `esrgan:cancel:<id>` that a
-worker checks between tiles. The API and `esrgan worker` only share this module's names and `service.worker`.
+What backs a job: the RQ job hash `rq:job:<id>` (arguments: ids and numbers only; `meta`: the submitted fields,
+progress, attempts), the queue list `rq:queue:esrgan`, RQ's started/failed registries, and the cancel key
+(`service.worker.cancel_key`) that a worker checks between tiles. The API and `esrgan worker` share only
+`service.job` and `service.worker`; importing the worker module does not load torch (its runner loads at start).
 """
 
 import contextlib
@@ -10,10 +11,8 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry, Worker
@@ -21,64 +20,22 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
+from esrgan.service.job import SUBMITTED, TERMINAL, JobInfo, JobState, QueueUnavailable
 from esrgan.service.metrics import JobStats, RedisStats
 from esrgan.service.settings import Settings
+from esrgan.service.worker import cancel_key, run_upscale
 
 log = logging.getLogger(__name__)
 
-CANCEL_KEY = "esrgan:cancel:{0}"
 T = TypeVar("T")
 
-
-class JobState(StrEnum):
-    """What a client sees; RQ's finer statuses map onto these five."""
-
-    QUEUED = "queued"
-    STARTED = "started"
-    FINISHED = "finished"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-TERMINAL = {JobState.FINISHED, JobState.FAILED, JobState.CANCELLED}
-
-
-class QueueUnavailable(RuntimeError):
-    """The queue (Redis) did not answer; the API turns this into 503."""
-
-
-class Size(BaseModel):
-    width: int
-    height: int
-
-
-class Progress(BaseModel):
-    done: int
-    total: int
-
-
-class JobInfo(BaseModel):
-    id: str
-    state: JobState
-    model: str
-    alpha: float
-    format: str
-    tile: int | None = None
-    filename: str  # the download name, derived from (but never used as) the client's file name
-    input: Size
-    output: Size
-    progress: Progress | None = None  # tiles done / total of the current attempt
-    position: int | None = None  # 0 = next to run; only while queued
-    attempts: int = 0
-    created_at: datetime | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    error: str | None = None
-    status_url: str | None = None
-    result_url: str | None = None
-
-
-SUBMITTED = {"model", "alpha", "format", "tile", "filename", "input", "output"}
+STATES = {
+    JobStatus.STARTED: JobState.STARTED,
+    JobStatus.FINISHED: JobState.FINISHED,
+    JobStatus.FAILED: JobState.FAILED,
+    JobStatus.CANCELED: JobState.CANCELLED,
+    JobStatus.STOPPED: JobState.CANCELLED,
+}  # every other RQ status (queued, deferred, scheduled) is "queued" to a client
 
 
 def job_meta(info: JobInfo) -> dict[str, Any]:
@@ -117,14 +74,17 @@ class RedisJobs:
         except RedisError as exc:
             raise QueueUnavailable(f"the job queue (Redis) is not reachable: {exc}") from exc
 
+    def start(self) -> None:
+        """Nothing to start: the workers are `esrgan worker` processes, and /readyz says whether one is alive."""
+
     def ping(self) -> None:
         self._call(self.redis.ping)
 
     def submit(self, job_id: str, info: JobInfo) -> None:
-        """Queue `service.worker.run_upscale(job_id, alpha, model, format, tile)`; retried once if its worker dies."""
+        """Queue `run_upscale(job_id, alpha, model, format, tile)`; retried once if its worker dies."""
         self._call(
             self.queue.enqueue,
-            "esrgan.service.worker.run_upscale",
+            run_upscale,
             args=(job_id, info.alpha, info.model, info.format, info.tile),
             job_id=job_id,
             meta=job_meta(info),
@@ -142,24 +102,14 @@ class RedisJobs:
             return None
 
     def get(self, job_id: str) -> JobInfo | None:
+        """The job as it stands; a job whose worker died shows as started until `reap` (housekeeping) settles it."""
         return self._call(self._get, job_id)
 
     def _get(self, job_id: str) -> JobInfo | None:
         job = self._fetch(job_id)
-        if job is None or "input" not in job.meta:
+        if job is None or not job.meta.keys() >= SUBMITTED:  # not one of ours
             return None
-        status = job.get_status(refresh=False)
-        if status == JobStatus.STARTED:
-            self._reap()  # a started job may belong to a dead worker: settle that before answering
-            job.refresh()
-            status = job.get_status(refresh=False)
-        state = {
-            JobStatus.STARTED: JobState.STARTED,
-            JobStatus.FINISHED: JobState.FINISHED,
-            JobStatus.FAILED: JobState.FAILED,
-            JobStatus.CANCELED: JobState.CANCELLED,
-            JobStatus.STOPPED: JobState.CANCELLED,
-        }.get(status, JobState.QUEUED)
+        state = STATES.get(job.get_status(refresh=False), JobState.QUEUED)
         if state == JobState.FINISHED and job.meta.get("cancelled"):
             state = JobState.CANCELLED
         error = None
@@ -183,7 +133,7 @@ class RedisJobs:
         """Stop a job: a queued one never runs, a started one stops at its next tile boundary."""
 
         def cancel() -> None:
-            self.redis.set(CANCEL_KEY.format(job_id), 1, ex=self.settings.job_timeout + self.settings.result_ttl)
+            self.redis.set(cancel_key(job_id), 1, ex=self.settings.job_timeout + self.settings.result_ttl)
             job = self._fetch(job_id)
             if job is not None and job.get_status() in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
                 with contextlib.suppress(InvalidJobOperation):  # a worker took it meanwhile: it sees the cancel key
@@ -198,7 +148,7 @@ class RedisJobs:
             job = self._fetch(job_id)
             if job is not None:
                 job.delete()
-            self.redis.delete(CANCEL_KEY.format(job_id))
+            self.redis.delete(cancel_key(job_id))
 
         self._call(remove)
 
@@ -221,7 +171,7 @@ class RedisJobs:
         return self._call(active)
 
     def reap(self) -> None:
-        """Retry (once) or fail the jobs whose worker stopped sending heartbeats."""
+        """Retry (once) or fail the jobs whose worker stopped sending heartbeats (RQ expires finished jobs itself)."""
         self._call(self._reap)
 
     def _reap(self) -> None:

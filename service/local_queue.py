@@ -1,7 +1,7 @@
 """Jobs on worker threads inside the API process, for `esrgan serve` without Redis.
 
-Same interface, states, progress and files as `service.queue.RedisJobs`, backed by a dict of JobInfo and a FIFO of
-queued ids under one condition variable. Each thread has its own EngineCache (a blend of weights is per engine).
+The same `JobQueue` as `service.redis_queue.RedisJobs`, backed by a dict of JobInfo and a FIFO of queued ids under
+one condition variable. Each thread has its own `JobRunner` (a blend of weights is per engine), the one RQ workers use.
 Jobs live as long as the process; `reap()` forgets ended jobs after the result TTL.
 """
 
@@ -11,11 +11,11 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 
+from esrgan.service.job import TERMINAL, JobInfo, JobState, Progress
 from esrgan.service.metrics import JobStats, MemoryStats
-from esrgan.service.queue import TERMINAL, JobInfo, JobState, Progress
+from esrgan.service.runner import JobRunner, set_threads
 from esrgan.service.settings import Settings
 from esrgan.service.storage import Storage
-from esrgan.service.worker import EngineCache, upscale_stored
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class LocalJobs:
         Raises:
             RuntimeError: a thread could not load the weights (the message says why); the server must not start.
         """
+        set_threads(self.settings)  # once for the process: the threads share torch's pool
         for i in range(self.settings.worker_concurrency):
             thread = threading.Thread(target=self._work, name=f"esrgan-worker-{i}", daemon=True)
             thread.start()
@@ -115,9 +116,8 @@ class LocalJobs:
         self.stop()
 
     def _work(self) -> None:
-        engines = EngineCache(self.settings)
         try:
-            engines.preload()
+            runner = JobRunner.load(self.settings, self.storage)
         except Exception as exc:
             log.exception("worker thread could not load the models")
             with self._cond:
@@ -135,9 +135,9 @@ class LocalJobs:
                 job_id = self._pending.popleft()
                 info = self._jobs[job_id]
                 info.state, info.started_at, info.attempts = JobState.STARTED, datetime.now(UTC), info.attempts + 1
-            self._run(job_id, info, engines)
+            self._run(job_id, info, runner)
 
-    def _run(self, job_id: str, info: JobInfo, engines: EngineCache) -> None:
+    def _run(self, job_id: str, info: JobInfo, runner: JobRunner) -> None:
         def progress(done: int, total: int) -> None:
             with self._cond:
                 info.progress = Progress(done=done, total=total)
@@ -148,17 +148,7 @@ class LocalJobs:
 
         started = time.monotonic()
         try:
-            stored = upscale_stored(
-                job_id,
-                info.alpha,
-                info.model,
-                info.format,
-                info.tile,
-                storage=self.storage,
-                engines=engines,
-                progress=progress,
-                cancel=cancel,
-            )
+            stored = runner.run(job_id, info.params, progress=progress, cancel=cancel)
         except Exception as exc:  # anything a job raises ends that job, never the worker thread
             log.exception("job %s failed", job_id)
             self.stats_store.record_failure()
