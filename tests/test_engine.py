@@ -4,7 +4,6 @@ premultiplied alpha, 16 bit, progress and cancel, settings."""
 import numpy as np
 import pytest
 import torch
-from engine_helpers import save_tiny_pair
 
 import esrgan.models.torch_runner
 from esrgan.models.checkpoints import build_generator, read_state_dict
@@ -14,14 +13,9 @@ from esrgan.models.interpolate import interpolate_state_dicts
 from esrgan.models.rrdbnet import RRDBConfig
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    return save_tiny_pair(tmp_path_factory.mktemp("pair"))
-
-
 @pytest.fixture()
-def engine(pair):
-    e = Engine.from_pair(*pair, EngineSettings(device="cpu", tile=32, overlap=8))
+def engine(random_pair):
+    e = Engine.from_pair(*random_pair, EngineSettings(device="cpu", tile=32, overlap=8))
     e.set_alpha(0.4)
     return e
 
@@ -58,25 +52,25 @@ def test_alpha_is_blended_in_place_and_a_repeat_costs_nothing(engine, monkeypatc
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.4, 1.0])
-def test_tiled_output_matches_the_interpolated_network_on_the_whole_image(engine, pair, alpha):
+def test_tiled_output_matches_the_interpolated_network_on_the_whole_image(engine, random_pair, alpha):
     x = smooth_image(48, 60)
     engine.set_alpha(alpha)
     tiled = engine.upscale_array(x)  # 2 x 3 windows of at most 32 px
     whole = engine.upscale_array(x, tile=128)
     assert tiled.shape == (192, 240, 3)
-    np.testing.assert_allclose(whole, reference(pair, alpha, x), atol=1e-5)
+    np.testing.assert_allclose(whole, reference(random_pair, alpha, x), atol=1e-5)
     assert psnr(tiled, whole) > 60
 
 
-def test_a_pair_needs_an_alpha_and_a_single_file_refuses_one(pair):
-    e = Engine.from_pair(*pair, EngineSettings(device="cpu"))
+def test_a_pair_needs_an_alpha_and_a_single_file_refuses_one(random_pair):
+    e = Engine.from_pair(*random_pair, EngineSettings(device="cpu"))
     with pytest.raises(ValueError, match="set_alpha"):
         e.upscale_array(np.zeros((8, 8, 3), np.float32))
-    single = Engine.from_weights(pair[0], EngineSettings(device="cpu"))
+    single = Engine.from_weights(random_pair[0], EngineSettings(device="cpu"))
     with pytest.raises(ValueError, match="single weights file"):
         single.set_alpha(0.5)
     x = smooth_image(16, 16)
-    np.testing.assert_allclose(single.upscale_array(x), reference(pair, 0.0, x), atol=1e-5)
+    np.testing.assert_allclose(single.upscale_array(x), reference(random_pair, 0.0, x), atol=1e-5)
 
 
 @pytest.mark.parametrize("channels,bits", [(1, 8), (2, 8), (3, 8), (4, 8), (3, 16), (1, 16)])
@@ -124,8 +118,8 @@ def test_progress_and_cancel_reach_the_tiles(engine):
         engine.upscale(pic, cancel=lambda: True)
 
 
-def test_a_model_that_pixel_unshuffles_gets_reflect_padded_and_aligned_tiles(tmp_path):
-    psnr_path, gan_path = save_tiny_pair(tmp_path, RRDBConfig(nf=8, nb=1, gc=4, scale=2))
+def test_a_model_that_pixel_unshuffles_gets_reflect_padded_and_aligned_tiles(tmp_path, write_pair):
+    psnr_path, gan_path = write_pair(tmp_path, RRDBConfig(nf=8, nb=1, gc=4, scale=2))
     e = Engine.from_pair(psnr_path, gan_path, EngineSettings(device="cpu", tile=16, overlap=4))
     e.set_alpha(0.5)
     assert e.scale == 2 and e.align == 2
@@ -144,14 +138,14 @@ def test_bad_settings_are_refused(kwargs):
         EngineSettings(**kwargs)
 
 
-def test_half_precision_is_refused_on_the_cpu(pair):
+def test_half_precision_is_refused_on_the_cpu(random_pair):
     with pytest.raises(ValueError, match="CUDA"):
-        Engine.from_pair(*pair, EngineSettings(device="cpu", precision="fp16"))
+        Engine.from_pair(*random_pair, EngineSettings(device="cpu", precision="fp16"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_fp16_overflow_is_redone_in_fp32(pair):
-    e = Engine.from_pair(*pair, EngineSettings(device="cuda", precision="fp16"))
+def test_cuda_fp16_overflow_is_redone_in_fp32(random_pair):
+    e = Engine.from_pair(*random_pair, EngineSettings(device="cuda", precision="fp16"))
     e.set_alpha(0.5)
     with torch.no_grad():
         e.runner.model.conv_last.weight.mul_(1e5)  # drives the output past fp16's 65504

@@ -6,7 +6,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from engine_helpers import save_tiny_pair
 
 from esrgan.models.checkpoints import build_generator, read_state_dict
 from esrgan.models.engine import Engine, EngineSettings
@@ -15,21 +14,16 @@ from esrgan.models.onnx_export import OnnxRunner, export_onnx, providers_for
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    return save_tiny_pair(tmp_path_factory.mktemp("pair"))
-
-
-@pytest.fixture(scope="module")
-def onnx_file(pair, tmp_path_factory):
+def onnx_file(random_pair, tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "pair.onnx"
-    export_onnx(read_state_dict(pair[0]), read_state_dict(pair[1]), path)
+    export_onnx(read_state_dict(random_pair[0]), read_state_dict(random_pair[1]), path)
     return path
 
 
-def test_one_file_serves_every_alpha_at_any_size(pair, onnx_file):
+def test_one_file_serves_every_alpha_at_any_size(random_pair, onnx_file):
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input", "alpha"]
-    psnr, gan = read_state_dict(pair[0]), read_state_dict(pair[1])
+    psnr, gan = read_state_dict(random_pair[0]), read_state_dict(random_pair[1])
     for alpha, (h, w) in [(0.0, (12, 20)), (0.3, (17, 9)), (1.0, (16, 16))]:
         x = torch.rand(2, 3, h, w)
         (y,) = session.run(None, {"input": x.numpy(), "alpha": np.array(alpha, np.float32)})
@@ -39,17 +33,17 @@ def test_one_file_serves_every_alpha_at_any_size(pair, onnx_file):
         np.testing.assert_allclose(y, ref.numpy(), atol=1e-4)
 
 
-def test_a_single_weights_file_exports_without_alpha(pair, tmp_path):
-    export_onnx(read_state_dict(pair[0]), None, tmp_path / "one.onnx")
+def test_a_single_weights_file_exports_without_alpha(random_pair, tmp_path):
+    export_onnx(read_state_dict(random_pair[0]), None, tmp_path / "one.onnx")
     session = ort.InferenceSession(str(tmp_path / "one.onnx"), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input"]
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 1.0])
-def test_backends_agree_on_the_same_weights_alpha_and_tiles(pair, alpha):
+def test_backends_agree_on_the_same_weights_alpha_and_tiles(random_pair, alpha):
     settings = {"device": "cpu", "tile": 32, "overlap": 8}
-    torch_engine = Engine.from_pair(*pair, EngineSettings(**settings))
-    onnx_engine = Engine.from_pair(*pair, EngineSettings(backend="onnx", **settings))
+    torch_engine = Engine.from_pair(*random_pair, EngineSettings(**settings))
+    onnx_engine = Engine.from_pair(*random_pair, EngineSettings(backend="onnx", **settings))
     x = np.random.default_rng(0).random((40, 56, 3), dtype=np.float32)
     torch_engine.set_alpha(alpha)
     onnx_engine.set_alpha(alpha)

@@ -3,18 +3,12 @@
 import numpy as np
 import onnxruntime as ort
 import pytest
-from engine_helpers import save_tiny_pair
 from PIL import Image
 from typer.testing import CliRunner
 
 from esrgan.cli import app
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    return save_tiny_pair(tmp_path_factory.mktemp("pair"))
 
 
 @pytest.fixture()
@@ -28,9 +22,10 @@ def images(tmp_path):
     return folder
 
 
-def test_a_folder_is_upscaled_with_a_summary_line_per_image(pair, images, tmp_path):
+def test_a_folder_is_upscaled_with_a_summary_line_per_image(random_pair, images, tmp_path):
     out = tmp_path / "out"
-    args = ["upscale", str(images), "-o", str(out), "--psnr", str(pair[0]), "--gan", str(pair[1]), "--alpha", "0.6"]
+    psnr, gan = random_pair
+    args = ["upscale", str(images), "-o", str(out), "--psnr", str(psnr), "--gan", str(gan), "--alpha", "0.6"]
     result = runner.invoke(app, [*args, "--tile", "16", "--overlap", "4", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "a.png: 30x20 -> 120x80 in" in result.output and "b.jpg: 12x16 -> 48x64 in" in result.output
@@ -39,23 +34,23 @@ def test_a_folder_is_upscaled_with_a_summary_line_per_image(pair, images, tmp_pa
 
 
 @pytest.mark.parametrize("name,fmt", [("x.webp", "WEBP"), ("x.jpg", "JPEG"), ("x.png", "PNG")])
-def test_one_file_to_a_named_file_takes_its_format(pair, images, tmp_path, name, fmt):
+def test_one_file_to_a_named_file_takes_its_format(random_pair, images, tmp_path, name, fmt):
     dest = tmp_path / name
-    result = runner.invoke(app, ["upscale", str(images / "a.png"), "-o", str(dest), "--weights", str(pair[0])])
+    result = runner.invoke(app, ["upscale", str(images / "a.png"), "-o", str(dest), "--weights", str(random_pair[0])])
     assert result.exit_code == 0, result.output
     assert Image.open(dest).format == fmt
 
 
-def test_the_onnx_backend_and_an_explicit_format(pair, images, tmp_path):
-    args = ["upscale", str(images / "a.png"), "-o", str(tmp_path), "--weights", str(pair[0])]
+def test_the_onnx_backend_and_an_explicit_format(random_pair, images, tmp_path):
+    args = ["upscale", str(images / "a.png"), "-o", str(tmp_path), "--weights", str(random_pair[0])]
     result = runner.invoke(app, [*args, "--backend", "onnx", "--format", "webp"])
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "a_x4.webp").size == (120, 80)
 
 
-def test_a_bad_image_is_one_line_and_a_non_zero_exit_while_the_others_are_done(pair, images, tmp_path):
+def test_a_bad_image_is_one_line_and_a_non_zero_exit_while_the_others_are_done(random_pair, images, tmp_path):
     (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    result = runner.invoke(app, ["upscale", str(images), "-o", str(tmp_path / "o"), "--weights", str(pair[0])])
+    result = runner.invoke(app, ["upscale", str(images), "-o", str(tmp_path / "o"), "--weights", str(random_pair[0])])
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "broken.png" in errors[0] and "Traceback" not in result.output
@@ -81,9 +76,10 @@ def test_missing_input_is_a_one_line_error(tmp_path):
     assert result.exit_code == 1 and "no such file or folder" in result.output
 
 
-def test_export_onnx_writes_a_model_with_alpha_as_an_input(pair, tmp_path):
+def test_export_onnx_writes_a_model_with_alpha_as_an_input(random_pair, tmp_path):
     dest = tmp_path / "pair.onnx"
-    result = runner.invoke(app, ["export-onnx", "--psnr", str(pair[0]), "--gan", str(pair[1]), "-o", str(dest)])
+    psnr, gan = random_pair
+    result = runner.invoke(app, ["export-onnx", "--psnr", str(psnr), "--gan", str(gan), "-o", str(dest)])
     assert result.exit_code == 0, result.output
     session = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input", "alpha"]

@@ -1,0 +1,42 @@
+"""Fixtures and builders shared by the test files, one section per kind; each exists here once.
+
+Builders the product offers itself are imported from it, not copied: random weights are
+`esrgan.models.rrdbnet.random_state_dict`. Builders only one room's tests need stay in that room's helpers module.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from esrgan.models.checkpoints import save_generator
+from esrgan.models.rrdbnet import RRDBConfig, random_state_dict
+
+# --- networks: a tiny random PSNR/GAN pair on disk -----------------------------------------------------------------
+
+TINY = RRDBConfig(nf=8, nb=1, gc=4)
+
+
+def write_random_pair(folder: Path, config: RRDBConfig = TINY) -> tuple[Path, Path]:
+    """Write a PSNR/GAN pair and return its paths. The GAN half is a perturbed copy, as fine-tuning would leave it;
+    PyTorch's default init makes the network's output depend visibly on its input."""
+    psnr = random_state_dict(config, 0, init="default")
+    noise = torch.Generator().manual_seed(1)
+    gan = {k: v + 0.05 * torch.randn(v.shape, generator=noise) for k, v in psnr.items()}
+    paths = folder / "tiny_psnr.safetensors", folder / "tiny_gan.safetensors"
+    save_generator(paths[0], psnr, stage="psnr", provenance="test")
+    save_generator(paths[1], gan, stage="gan", provenance="test")
+    return paths
+
+
+@pytest.fixture(scope="session")
+def random_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny pair of `TINY`, written once for the session (tests only read it)."""
+    return write_random_pair(tmp_path_factory.mktemp("pair"))
+
+
+@pytest.fixture
+def write_pair() -> Callable[..., tuple[Path, Path]]:
+    """`write_random_pair`, for a test that needs a pair of another architecture in its own folder."""
+    return write_random_pair
