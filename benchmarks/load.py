@@ -1,12 +1,14 @@
-"""Load on the upscaling service over loopback: N uploads, C at a time, each waiting for its image (`wait=true`).
+"""Load on a running upscaling service: N uploads, C at a time, each waiting for its image (`wait=true`).
 
-Starts its own `esrgan serve` on 127.0.0.1 (in-process workers), and with `--mode redis` or `both` also a throwaway
-redis-server and `--workers` `esrgan worker` processes. Each mode first runs the same jobs one at a time (the
-baseline), then C at a time, and reports throughput, p50/p95 latency (upload to last byte of the image), the ratio
-against the baseline, and whether every job came back as a decodable image of exactly 4x the input size.
-Bounded: at most `--jobs` uploads per phase and `--max-seconds` per phase.
+Measures the service at `--url` as it is deployed; starting one is the README's business (`esrgan serve` alone for
+in-process workers, or with ESRGAN_REDIS_URL plus `esrgan worker` processes, or `docker compose up`). It first runs the
+jobs one at a time (the baseline), then C at a time, and reports throughput, p50/p95 latency (upload to last byte of
+the image), the ratio against the baseline, and whether every job came back as a decodable image of exactly `scale`
+times the input size. The queue mode, the worker count and the network's shape are read from the service itself
+(/readyz, /models). Bounded: at most `--jobs` uploads per phase and `--max-seconds` per phase.
 
-    python benchmarks/load.py [--mode both] [--jobs 24] [--concurrency 6] [--size 64] [--workers 2]
+    OMP_NUM_THREADS=1 esrgan serve --port 8000 &                         # in-process, the embedded default pair
+    python benchmarks/load.py --url http://127.0.0.1:8000 [--jobs 24] [--concurrency 6] [--size 64] [--model NAME]
 """
 
 import argparse
@@ -15,47 +17,46 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
-from pathlib import Path
 
 import httpx
+import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from service_helpers import (  # shared with the service tests: redis-server, processes, images
-    api_server,
-    image_size,
-    make_pair,
-    png_bytes,
-    redis_server,
-    service_env,
-    start_worker,
-    wait_until,
-)
+from esrgan.models.images import ImageError, Picture, read_image, write_image
 
 
-def one_job(client: httpx.Client, data: bytes, size: int, deadline: float) -> tuple[float, bool, str]:
+def random_png(size: int, seed: int) -> bytes:
+    """A size x size PNG of noise: the speed of a network depends on the image's size, not its content."""
+    pixels = np.random.default_rng(seed).random((size, size, 3), dtype=np.float32)
+    return write_image(Picture(pixels=pixels), "png")
+
+
+def one_job(client: httpx.Client, data: bytes, expected: tuple[int, int], model: str, deadline: float) -> tuple:
     """Upload, wait for the image; (latency s, result is right, what went wrong)."""
     if time.monotonic() > deadline:
         return 0.0, False, "not sent: phase time limit reached"
     start = time.perf_counter()
-    response = client.post("/upscale", params={"wait": "true"}, files={"file": ("in.png", data, "image/png")})
+    params = {"wait": "true", "model": model}
+    response = client.post("/upscale", params=params, files={"file": ("in.png", data, "image/png")})
     latency = time.perf_counter() - start
     if response.status_code != 200:
         return latency, False, f"HTTP {response.status_code}: {response.text[:200]}"
-    got = image_size(response.content)
-    return latency, got == (4 * size, 4 * size), f"size {got}"
+    try:
+        result = read_image(response.content)
+    except ImageError as exc:
+        return latency, False, str(exc)
+    got = (result.width, result.height)
+    return latency, got == expected, f"size {got}"
 
 
-def phase(url: str, images: list[bytes], size: int, concurrency: int, max_seconds: float) -> dict:
-    deadline = time.monotonic() + max_seconds
+def phase(url: str, images: list[bytes], expected: tuple[int, int], model: str, concurrency: int, limit: float) -> dict:
+    deadline = time.monotonic() + limit
     limits = httpx.Limits(max_connections=concurrency)
-    with httpx.Client(base_url=url, timeout=max_seconds, limits=limits, trust_env=False) as client:
+    with httpx.Client(base_url=url, timeout=limit, limits=limits, trust_env=False) as client:
         start = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
-            results = list(pool.map(lambda data: one_job(client, data, size, deadline), images))
+            results = list(pool.map(lambda data: one_job(client, data, expected, model, deadline), images))
         wall = time.perf_counter() - start
     latencies = sorted(r[0] for r in results if r[1])
     problems = [r[2] for r in results if not r[1]]
@@ -71,72 +72,58 @@ def phase(url: str, images: list[bytes], size: int, concurrency: int, max_second
     }
 
 
+def describe(url: str, model: str | None) -> tuple[dict, dict]:
+    """The service's readiness (queue mode, workers) and the pair the jobs will use; exits if it is not ready."""
+    with httpx.Client(base_url=url, timeout=30, trust_env=False) as client:
+        ready = client.get("/readyz")
+        if ready.status_code != 200:
+            sys.exit(f"{url} is not ready ({ready.status_code}): {ready.json().get('detail', ready.text)}")
+        pairs = {m["name"]: m for m in client.get("/models").json() if m["available"]}
+    name = model or next(n for n, m in pairs.items() if m["default"])
+    if name not in pairs:
+        sys.exit(f"{url} offers no available model {name!r} (it has: {', '.join(pairs)})")
+    return ready.json(), pairs[name]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=["local", "redis", "both"], default="both")
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="the running service")
+    parser.add_argument("--model", help="a pair from GET /models (default: the server's default)")
     parser.add_argument("--jobs", type=int, default=24, help="uploads per phase (at most 500)")
     parser.add_argument("--concurrency", type=int, default=6, help="uploads in flight in the loaded phase")
     parser.add_argument("--size", type=int, default=64, help="input images are size x size pixels")
-    parser.add_argument("--workers", type=int, default=2, help="`esrgan worker` processes in redis mode")
-    parser.add_argument("--arch", default="16,2,8", help="nf,nb,gc of the random model pair used")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads in each serving/worker process")
     parser.add_argument("--max-seconds", type=float, default=300, help="time limit of each phase")
     args = parser.parse_args()
     if not 1 <= args.jobs <= 500 or args.concurrency < 1:
         parser.error("--jobs must be in 1..500 and --concurrency at least 1")
 
-    nf, nb, gc = (int(v) for v in args.arch.split(","))
-    images = [png_bytes(args.size, args.size, seed=i) for i in range(args.jobs)]
-    modes = ["local", "redis"] if args.mode == "both" else [args.mode]
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="esrgan-load-") as name:
-        tmp = Path(name)
-        weights = make_pair(tmp / "weights", "bench", nf=nf, nb=nb, gc=gc)
-        for mode in modes:
-            with ExitStack() as stack:
-                settings = {"storage_dir": tmp / mode}
-                if mode == "redis":
-                    settings["redis_url"] = stack.enter_context(redis_server(tmp))
-                env = service_env(tmp, weights, **settings)
-                env["OMP_NUM_THREADS"] = str(args.threads)
-                if mode == "redis":
-                    workers = [start_worker(env, tmp / f"w{i}.log") for i in range(args.workers)]
-                    stack.callback(lambda ws=workers: [w.stop() for w in ws])
-                client = stack.enter_context(api_server(env, tmp / f"serve-{mode}.log", ready=False))
-                want = args.workers if mode == "redis" else 1
-                wait_until(lambda c=client, n=want: c.get("/readyz").json().get("workers") == n, 120, "workers")
-                url = str(client.base_url)
-                assert client.base_url.host == "127.0.0.1"
-                phase(url, images[:2], args.size, 1, args.max_seconds)  # warm-up: first-use costs out of the way
-                base = phase(url, images, args.size, 1, args.max_seconds)
-                loaded = phase(url, images, args.size, args.concurrency, args.max_seconds)
-                workers_label = f"{args.workers} worker processes" if mode == "redis" else "1 in-process thread"
-                for result in (base, loaded):
-                    rows.append(
-                        {
-                            "mode": f"{mode} ({workers_label})",
-                            **result,
-                            "ratio": result["throughput"] / base["throughput"],
-                        }
-                    )
+    ready, pair = describe(args.url, args.model)
+    scale, arch = pair["scale"], pair["architecture"]
+    expected = (scale * args.size, scale * args.size)
+    images = [random_png(args.size, seed=i) for i in range(args.jobs)]
+    run = [args.url, images, expected, pair["name"]]
+    phase(args.url, images[:2], expected, pair["name"], 1, args.max_seconds)  # warm-up: first-use costs out of the way
+    base = phase(*run, 1, args.max_seconds)
+    loaded = phase(*run, args.concurrency, args.max_seconds)
+    mode = f"{ready['queue']} ({ready['workers']} worker{'s' if ready['workers'] != 1 else ''})"
 
     print(
         f"# service load, {datetime.date.today()}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, {args.threads} torch thread(s) per process, "
-        f"model nf={nf} nb={nb} gc={gc}, {args.size}x{args.size} -> x4 PNG"
+        f"{os.cpu_count()} cores, model {pair['name']} nf={arch['nf']} nb={arch['nb']} gc={arch['gc']}, "
+        f"{args.size}x{args.size} -> x{scale} PNG"
     )
     print("| mode | in flight | jobs | correct | wall s | jobs/s | vs 1 in flight | p50 s | p95 s |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
+    for r in (base, loaded):
         print(
-            f"| {r['mode']} | {r['concurrency']} | {r['jobs']} | {r['ok']}/{r['jobs']} | {r['wall']:.2f} | "
-            f"{r['throughput']:.2f} | {r['ratio']:.2f}x | {r['p50']:.3f} | {r['p95']:.3f} |"
+            f"| {mode} | {r['concurrency']} | {r['jobs']} | {r['ok']}/{r['jobs']} | {r['wall']:.2f} | "
+            f"{r['throughput']:.2f} | {r['throughput'] / base['throughput']:.2f}x | {r['p50']:.3f} | {r['p95']:.3f} |"
         )
-    failures = [(r["mode"], r["concurrency"], r["problems"]) for r in rows if r["ok"] != r["jobs"]]
+    failures = [(r["concurrency"], r["problems"]) for r in (base, loaded) if r["ok"] != r["jobs"]]
     if failures:
         print(f"FAILED jobs: {failures}")
         sys.exit(1)
-    print("every job finished with a correct result (decodable PNG, exactly 4x the input size)")
+    print(f"every job finished with a correct result (decodable PNG, exactly {scale}x the input size)")
 
 
 if __name__ == "__main__":
