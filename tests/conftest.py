@@ -4,11 +4,13 @@ Builders the product offers itself are imported from it, not copied: random weig
 `esrgan.models.rrdbnet.random_state_dict`. Builders only one room's tests need stay in that room's helpers module.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import torch
+from service_helpers import api_server
 
 from esrgan.models.checkpoints import save_generator
 from esrgan.models.rrdbnet import RRDBConfig, random_state_dict
@@ -40,3 +42,21 @@ def random_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def write_pair() -> Callable[..., tuple[Path, Path]]:
     """`write_random_pair`, for a test that needs a pair of another architecture in its own folder."""
     return write_random_pair
+
+
+# --- service: `esrgan serve` for a test module ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tmp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The module's own folder (weights, storage, process logs), shared by its tests as its server is."""
+    return tmp_path_factory.mktemp(request.module.__name__.removeprefix("test_"))
+
+
+@pytest.fixture(scope="module")
+def client(tmp: Path, env: dict[str, str]) -> Iterator[httpx.Client]:
+    """`esrgan serve` for the whole module, a real process over real HTTP, configured by the module's `env` fixture
+    (ESRGAN_* variables). In-process mode is awaited until /readyz answers; Redis mode only until the API answers,
+    since readiness needs a worker, which the module starts when its tests want one."""
+    with api_server(env, tmp / "serve.log", ready="ESRGAN_REDIS_URL" not in env) as client:
+        yield client

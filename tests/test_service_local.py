@@ -22,21 +22,15 @@ KEY = "0123456789abcdef-test-key"
 
 
 @pytest.fixture(scope="module")
-def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("service_local")
-
-
-@pytest.fixture(scope="module")
 def weights(tmp: Path) -> str:
     """A tiny default pair, and a larger one whose jobs last long enough to cancel half-way."""
     return make_pair(tmp / "weights", "tiny") + "," + make_pair(tmp / "weights", "slow", nf=32, nb=2, gc=16)
 
 
 @pytest.fixture(scope="module")
-def client(tmp: Path, weights: str):
-    env = service_env(tmp, weights, max_upload_bytes=200_000, max_pixels=100_000, default_alpha=0.6)
-    with api_server(env, tmp / "serve.log") as client:
-        yield client
+def env(tmp: Path, weights: str) -> dict[str, str]:
+    """The settings of the module's server (the shared `client` fixture): small limits to test the refusals."""
+    return service_env(tmp, weights, max_upload_bytes=200_000, max_pixels=100_000, default_alpha=0.6)
 
 
 def upload(client, data: bytes, name: str = "in.png", **params):

@@ -21,11 +21,6 @@ from service_helpers import (
 
 
 @pytest.fixture(scope="module")
-def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("service_redis")
-
-
-@pytest.fixture(scope="module")
 def redis_url(tmp: Path):
     with redis_server(tmp) as url:
         yield url
@@ -33,14 +28,9 @@ def redis_url(tmp: Path):
 
 @pytest.fixture(scope="module")
 def env(tmp: Path, redis_url: str) -> dict[str, str]:
+    """The settings of the module's server (the shared `client` fixture) and of its workers."""
     weights = make_pair(tmp / "weights", "tiny") + "," + make_pair(tmp / "weights", "slow", nf=32, nb=2, gc=16)
     return service_env(tmp, weights, redis_url=redis_url)
-
-
-@pytest.fixture(scope="module")
-def client(tmp: Path, env: dict[str, str]):
-    with api_server(env, tmp / "serve.log", ready=False) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,9 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @contextmanager
-def client(tmp_path: Path, pair: tuple[Path, Path], **settings) -> Iterator[TestClient]:
+def app_client(tmp_path: Path, pair: tuple[Path, Path], **settings) -> Iterator[TestClient]:
+    """The app in this process, unlike the service tests' `client` (a real server): Starlette's TestClient records
+    the template and the context each page was rendered with, which these tests read."""
     psnr, gan = pair
     weights = settings.pop("weights", [f"tiny={psnr}+{gan}"])
     app = create_app(Settings(weights=weights, storage_dir=tmp_path / "jobs", device="cpu", **settings))
@@ -40,7 +42,7 @@ def config_of(html: str) -> dict:
 def test_context_and_config(tmp_path: Path, pair: tuple[Path, Path]) -> None:
     psnr, gan = pair
     weights = [f"tiny={psnr}+{gan}", f"other={psnr}+{gan}"]
-    with client(
+    with app_client(
         tmp_path, pair, weights=weights, default_alpha=0.35, max_upload_bytes=3_000_000, max_pixels=250_000
     ) as c:
         response = c.get("/")
@@ -69,7 +71,7 @@ def test_context_and_config(tmp_path: Path, pair: tuple[Path, Path]) -> None:
 
 
 def test_one_model_hides_the_choice_and_a_key_shows_the_key_button(tmp_path: Path, pair: tuple[Path, Path]) -> None:
-    with client(tmp_path, pair, api_key=KEY) as c:
+    with app_client(tmp_path, pair, api_key=KEY) as c:
         response = c.get("/")  # the page itself is public; the API calls it makes carry the key
         assert c.get("/models").status_code == 401
     assert response.status_code == 200
@@ -82,7 +84,7 @@ def test_one_model_hides_the_choice_and_a_key_shows_the_key_button(tmp_path: Pat
 
 
 def test_every_asset_the_page_loads_is_served(tmp_path: Path, pair: tuple[Path, Path]) -> None:
-    with client(tmp_path, pair) as c:
+    with app_client(tmp_path, pair) as c:
         html = c.get("/").text
         assets = set(re.findall(r'(?:src|href)="(static/[^"]+)"', html))
         assert {"static/app.js", "static/style.css", "static/favicon.svg"} <= assets
