@@ -71,7 +71,7 @@ def _is_safetensors(path: Path) -> bool:
 _LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8"
 
 
-def _explain_torch_load(exc: Exception, path: Path) -> str:
+def explain_torch_load(exc: Exception, path: Path) -> str:
     """torch's own message advises `weights_only=False`, which is exactly what we must never do; keep the facts."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     facts = [ln for ln in lines if not ln.startswith(("Weights only load failed", "Please file", "Check the doc"))]
@@ -102,7 +102,7 @@ def read_raw(path: str | Path) -> Mapping[str, Any]:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad bytes
-            raise CheckpointError(f"{path}: {_explain_torch_load(exc, path)}") from exc
+            raise CheckpointError(f"{path}: {explain_torch_load(exc, path)}") from exc
     for warning in caught:
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if not isinstance(obj, Mapping):

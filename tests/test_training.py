@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,8 +13,11 @@ import numpy as np
 import pytest
 import torch
 from training_helpers import write_photos
+from typer.testing import CliRunner
 
+from esrgan.cli import app
 from esrgan.models.checkpoints import load_generator, read_metadata
+from esrgan.training.checkpoint import load_run
 from esrgan.training.config import ConfigError, load_config
 from esrgan.training.data import prepare
 from esrgan.training.export import export_run
@@ -116,6 +120,41 @@ def test_resume_continues_exactly(data: dict[str, Path], tmp_path: Path) -> None
         train(cfg6, tmp_path / "split", progress=False)  # a finished run is not silently overwritten
 
 
+def test_resume_builds_the_checkpoints_networks_whatever_the_config_says(
+    data: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = [f"data.train_dir={data['sub']}", "train.log_every=1", "train.ckpt_every=2"]
+    straight = train(load_config("tiny_psnr", [*base, "train.iters=4"]), tmp_path / "straight", progress=False)
+    train(load_config("tiny_psnr", [*base, "train.iters=2"]), tmp_path / "split", progress=False)
+    wider = load_config("tiny_psnr", [*base, "train.iters=4", "model.nf=16", "model.nb=2"])
+    with caplog.at_level("WARNING"):
+        resumed = train(wider, tmp_path / "split", resume=True, progress=False)
+    assert "continues its own networks" in caplog.text
+    assert resumed["config"]["model"] == straight["config"]["model"] and resumed["config"]["model"]["nf"] == 8
+    for name, tensor in straight["g"].items():  # the nf 8 network, continued exactly
+        assert torch.equal(tensor, resumed["g"][name]), name
+    assert load_generator(tmp_path / "split" / "g_psnr.safetensors").config.nf == 8
+    gan = load_config("tiny_gan", [*base, "train.iters=4", f"train.init_g={write_generator(tmp_path)}"])
+    with pytest.raises(ConfigError, match=r"--resume: .*is a stage psnr run; the config asks for stage gan"):
+        train(gan, tmp_path / "split", resume=True, progress=False)
+
+
+def test_a_checkpoint_that_asks_for_code_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple:
+            return (os.mkdir, (str(marker),))
+
+    (tmp_path / "run").mkdir()
+    torch.save({"step": 1, "g": {}, "hook": Exploit()}, tmp_path / "run" / "checkpoint.pt")
+    with pytest.raises(ConfigError, match=r"checkpoint\.pt: refused to unpickle it: it asks for code"):
+        load_run(tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"refused to unpickle it"):
+        export_run(tmp_path / "run", tmp_path / "g.safetensors")
+    assert not marker.exists()
+
+
 def write_generator(tmp_path: Path) -> Path:
     from esrgan.models.checkpoints import save_generator
     from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
@@ -157,7 +196,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(data: dict[str, Path], t
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "--resume" in out
-    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)  # plain tensors and values: no code to unpickle
     assert 2 <= state["step"] < 100000
     assert not (run / "g_psnr.safetensors").exists()  # not finished, so no final export
     resumed = subprocess.run(
@@ -202,6 +241,10 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         load_config("tiny_psnr", ["loss.gan=0.005"])
     with pytest.raises(ConfigError, match="no such config"):
         load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match=r"model: RRDBNet supports scale 1, 2 or 4, not 3"):
+        load_config("tiny_psnr", ["model.scale=3"])  # RRDBConfig's own check, named by section
+    with pytest.raises(ConfigError, match=r"model\.in_ch and model\.out_ch must be 3"):
+        load_config("tiny_psnr", ["model.in_ch=1"])
 
 
 def test_missing_vgg_weights_stop_the_run_with_directions(data: dict[str, Path], tmp_path: Path) -> None:
@@ -210,9 +253,15 @@ def test_missing_vgg_weights_stop_the_run_with_directions(data: dict[str, Path],
         [f"data.train_dir={data['sub']}", f"train.init_g={write_generator(tmp_path)}", "loss.perceptual=1",
          f"loss.vgg_weights={tmp_path / 'vgg19.pth'}"],
     )  # fmt: skip
-    with pytest.raises(SystemExit, match=r"loss.perceptual=0") as exc:
+    with pytest.raises(ConfigError, match=r"loss.perceptual=0") as exc:
         train(cfg, tmp_path / "run", progress=False)
     assert str(tmp_path / "vgg19.pth") in str(exc.value)
+    # the command line turns it into its message and a usage-error exit status, without a traceback
+    args = ["train", "tiny_gan", "--run-dir", str(tmp_path / "cli"), "--no-progress", "-s", "loss.perceptual=1"]
+    args += ["-s", f"data.train_dir={data['sub']}", "-s", f"train.init_g={write_generator(tmp_path)}"]
+    result = CliRunner().invoke(app, [*args, "-s", f"loss.vgg_weights={tmp_path / 'vgg19.pth'}"])
+    assert result.exit_code == 2 and "loss.perceptual=0" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

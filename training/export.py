@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 from esrgan.models.checkpoints import save_generator
+from esrgan.training.checkpoint import load_run
 from esrgan.training.config import ConfigError
 
 
@@ -40,8 +41,7 @@ def export_generators(run_dir: Path, state: dict[str, Any], suffix: str = "") ->
 
 
 def export_run(run_dir: Path, output: Path, ema: bool = False, onnx: bool = False) -> list[Path]:
-    from esrgan.training.train import load_run
-
+    """`esrgan export`: G (or its EMA) of a run's checkpoint, finished or not; optionally an ONNX model beside it."""
     state = load_run(run_dir)
     output.parent.mkdir(parents=True, exist_ok=True)
     written = [save_from_state(output, state, ema=ema)]

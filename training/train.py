@@ -12,13 +12,14 @@ checkpoint's step is all the scheduler and sampler state there is: `--resume` re
 import contextlib
 import copy
 import csv
+import dataclasses
 import hashlib
+import logging
 import math
 import os
 import random
 import signal
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,16 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from esrgan.models.checkpoints import infer_config, read_state_dict
+from esrgan.models.checkpoints import build_generator, load_generator
 from esrgan.models.discriminator import VGGDiscriminator
 from esrgan.models.images import list_images
-from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
-from esrgan.training.config import Config, ConfigError, OptimConfig, from_dict
+from esrgan.models.rrdbnet import RRDBNet
+from esrgan.training.checkpoint import CHECKPOINT, load_run, rng_state, save_checkpoint, set_rng_state
+from esrgan.training.config import Config, ConfigError, OptimConfig, from_dict, validate
 from esrgan.training.data import PairedPatches, make_loader, read_rgb
 from esrgan.training.export import export_generators
 
-CHECKPOINT = "checkpoint.pt"
+log = logging.getLogger(__name__)
 LOG_FIELDS = ["step", "lr_g", "l_pix", "l_percep", "l_gan", "l_g", "l_d", "d_real", "d_fake", "it_s", "wall_s"]
 VAL_FIELDS = ["step", "psnr_y", "niqe", "psnr_y_ema", "niqe_ema"]  # NIQE in stage gan only
 
@@ -90,7 +92,7 @@ def set_threads(threads: int) -> None:
 def perceptual_network(config: Config, device: torch.device) -> nn.Module | None:
     """Frozen VGG19 returning conv5_4 before its ReLU; None when the perceptual weight is 0.
 
-    Never downloads: a missing weights file stops the run before any training with a message saying where to put it.
+    Never downloads: a missing weights file is a ConfigError, before any training, saying where to put it.
     """
     if config.loss.perceptual <= 0:
         return None
@@ -100,7 +102,7 @@ def perceptual_network(config: Config, device: torch.device) -> nn.Module | None
     try:
         net = load_vgg19(("conv5_4",), path=path, download=False)
     except FileNotFoundError as exc:
-        raise SystemExit(
+        raise ConfigError(
             f"The perceptual loss needs ImageNet VGG19 weights: {exc}.\n"
             "Set loss.vgg_weights to the file, or train without the perceptual term: -s loss.perceptual=0"
         ) from None
@@ -119,19 +121,35 @@ class PerceptualFeatures(nn.Module):
 
 
 def initial_generator(config: Config) -> RRDBNet:
-    m = config.model
-    g = RRDBNet(RRDBConfig(nf=m.nf, nb=m.nb, gc=m.gc, scale=m.scale))
-    if config.train.init_g:
-        path = Path(config.train.init_g)
-        if path.is_dir():
-            path = path / "g_psnr.safetensors"
-        if not path.is_file():
-            raise ConfigError(f"train.init_g: {path} does not exist (train stage 1 first, or point at G_PSNR)")
-        sd = read_state_dict(path)
-        if infer_config(sd) != g.config:
-            raise ConfigError(f"train.init_g: {path} holds {infer_config(sd)}, the config asks for {g.config}")
-        g.load_state_dict(sd, strict=True)
+    """G of a new run: the paper's random init, or the weights of `train.init_g`, which must be the `model` asked."""
+    if not config.train.init_g:
+        return RRDBNet(config.model)
+    path = Path(config.train.init_g)
+    if path.is_dir():
+        path = path / "g_psnr.safetensors"
+    if not path.is_file():
+        raise ConfigError(f"train.init_g: {path} does not exist (train stage 1 first, or point at G_PSNR)")
+    g = load_generator(path)
+    if g.config != config.model:
+        raise ConfigError(f"train.init_g: {path} holds {g.config}, the config asks for {config.model}")
     return g
+
+
+def resumed_config(config: Config, saved: Config, source: str) -> Config:
+    """`config` with the networks of the checkpoint's own config, as nanoGPT resumes from its `model_args`: a resumed
+    run continues the networks it trained, whatever the YAML says now. Another stage is refused."""
+    if saved.train.stage != config.train.stage:
+        raise ConfigError(
+            f"--resume: {source} is a stage {saved.train.stage} run; the config asks for stage {config.train.stage}"
+        )
+    if (saved.model, saved.discriminator) != (config.model, config.discriminator):
+        log.warning(
+            "--resume: %s continues its own networks (model %s, discriminator %s), not the config's (%s, %s)",
+            source, saved.model, saved.discriminator, config.model, config.discriminator,
+        )  # fmt: skip
+    resumed = dataclasses.replace(config, model=saved.model, discriminator=saved.discriminator)
+    validate(resumed, source)
+    return resumed
 
 
 class Validator:
@@ -172,21 +190,6 @@ class Validator:
         return {key: float(np.mean(values)) for key, values in scores.items() if values}
 
 
-def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def data_provenance(train_dir: Path, dataset: PairedPatches) -> dict[str, Any]:
     manifest = (train_dir / "manifest.tsv").read_bytes()
     sources = sorted({s.source for s in dataset.subs})
@@ -222,13 +225,6 @@ class StopFlag:
             signal.signal(sig, handler)
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Atomic: a crash while writing leaves the previous checkpoint intact."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run (or continue) training to `config.train.iters`; returns the final checkpoint dict."""
     from tqdm import tqdm
@@ -239,13 +235,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
     if resume:
         if not ckpt_path.is_file():
             raise ConfigError(f"--resume: {ckpt_path} does not exist")
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        saved = from_dict(checkpoint["config"], str(ckpt_path))
-        if asdict(saved.model) != asdict(config.model) or saved.train.stage != config.train.stage:
-            raise ConfigError(
-                f"--resume: {ckpt_path} was trained with model {asdict(saved.model)}, stage {saved.train.stage}; "
-                f"the config asks for {asdict(config.model)}, stage {config.train.stage}"
-            )
+        checkpoint = load_run(run_dir)
+        config = resumed_config(config, from_dict(checkpoint["config"], str(ckpt_path)), str(ckpt_path))
     elif ckpt_path.exists():
         raise ConfigError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --run-dir")
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -282,16 +273,15 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
         validator = Validator(Path(d_cfg.val_dir), config.model.scale, d_cfg.val_max_images, niqe=t.stage == "gan")
     vgg = perceptual_network(config, device)
 
-    g = (initial_generator(config) if checkpoint is None else RRDBNet(RRDBConfig(**_arch(config)))).to(device)
-    g = g.to(memory_format=memory_format)
+    g = initial_generator(config) if checkpoint is None else build_generator(checkpoint["g"], ckpt_path)
+    g = g.to(device).to(memory_format=memory_format)
     use_d = t.stage == "gan" and loss_w.gan > 0
-    d = VGGDiscriminator(3, config.model.d_nf).to(device).to(memory_format=memory_format) if use_d else None
+    d = VGGDiscriminator(3, config.discriminator.nf).to(device).to(memory_format=memory_format) if use_d else None
     ema = copy.deepcopy(g).eval().requires_grad_(False) if t.ema_decay > 0 else None
     opt_g = torch.optim.Adam(g.parameters(), lr=config.optim_g.lr, betas=tuple(config.optim_g.betas))
     opt_d = torch.optim.Adam(d.parameters(), lr=config.optim_d.lr, betas=tuple(config.optim_d.betas)) if d else None
     step, val_metrics = 0, {}
     if checkpoint is not None:
-        g.load_state_dict(checkpoint["g"])
         opt_g.load_state_dict(checkpoint["opt_g"])
         if d is not None:
             d.load_state_dict(checkpoint["d"])
@@ -428,11 +418,6 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
     return final
 
 
-def _arch(config: Config) -> dict[str, int]:
-    m = config.model
-    return {"nf": m.nf, "nb": m.nb, "gc": m.gc, "scale": m.scale}
-
-
 def tensorboard_writer(run_dir: Path) -> Any:
     """A TensorBoard writer into the run directory when the `tensorboard` package is installed; CSV logs always."""
     try:
@@ -453,10 +438,3 @@ def _append_csv(path: Path, fields: list[str], row: dict[str, Any]) -> None:
         if new:
             writer.writeheader()
         writer.writerow(row)
-
-
-def load_run(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / CHECKPOINT
-    if not path.is_file():
-        raise ConfigError(f"{run_dir}: no {CHECKPOINT} (not a training run directory?)")
-    return torch.load(path, map_location="cpu", weights_only=False)
