@@ -22,7 +22,10 @@ from PIL import Image
 from esrgan.models.checkpoints import save_generator
 from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 
-ESRGAN = str(Path(sys.executable).parent / "esrgan")
+_SCRIPT = Path(sys.executable).parent / "esrgan"
+# The console script of the installed checkout; where the package is only on sys.path (the GPU check's device machine,
+# benchmarks/device_run.sh), the same command through this interpreter.
+ESRGAN = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-c", "from esrgan.cli import app; app()"]
 REDIS_SERVER = shutil.which("redis-server")
 
 
@@ -138,7 +141,7 @@ def _answers(port: int) -> bool:
 def api_server(env: dict[str, str], log: Path, ready: bool = True) -> Iterator[httpx.Client]:
     """`esrgan serve` on a free port; yields a client once /healthz (and, if `ready`, /readyz) answers 200."""
     port = free_port()
-    proc = Process([ESRGAN, "serve", "--port", str(port), "--log-level", "warning"], env, log)
+    proc = Process([*ESRGAN, "serve", "--port", str(port), "--log-level", "warning"], env, log)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False)
     try:
         wait_until(lambda: _status(client, "/healthz") == 200 or not proc.alive(), 90, "the API to start")
@@ -160,7 +163,7 @@ def _status(client: httpx.Client, path: str) -> int:
 
 
 def start_worker(env: dict[str, str], log: Path, *args: str) -> Process:
-    return Process([ESRGAN, "worker", *args], env, log)
+    return Process([*ESRGAN, "worker", *args], env, log)
 
 
 def wait_job(client: httpx.Client, job_id: str, timeout: float = 60, headers: dict | None = None) -> dict:
