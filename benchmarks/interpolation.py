@@ -1,7 +1,8 @@
 """Switching alpha on the paper-size generator (16.7 M parameters) on CPU: in place vs rebuilding the model.
 
 The service changes alpha per request; this measures what that costs with `interpolate_into` (one lerp per parameter
-into the live model) against the obvious alternative: blend a new state dict, build a fresh RRDBNet, load it.
+into the live model) against the obvious alternative: blend a new state dict and build a fresh RRDBNet from it
+(`checkpoints.build_generator`, as any network is built from tensors).
 
     python benchmarks/interpolation.py [--repeats 10] [--threads 2]
 """
@@ -15,8 +16,9 @@ from collections.abc import Callable
 
 import torch
 
+from esrgan.models.checkpoints import build_generator
 from esrgan.models.interpolate import interpolate_into, interpolate_state_dicts
-from esrgan.models.rrdbnet import RRDBConfig, RRDBNet, count_parameters
+from esrgan.models.rrdbnet import RRDBConfig, RRDBNet, count_parameters, random_state_dict
 
 
 def timed(methods: dict[str, Callable[[float], object]], alphas: list[float]) -> dict[str, list[float]]:
@@ -38,15 +40,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     config = RRDBConfig()  # nf=64, nb=23, gc=32, x4: the paper's generator
-    torch.manual_seed(0)
-    psnr, gan = RRDBNet(config).state_dict(), RRDBNet(config).state_dict()
+    psnr, gan = random_state_dict(config, 0, init="paper"), random_state_dict(config, 1, init="paper")
     live = RRDBNet(config).eval()
     alphas = [0.05 + 0.9 * i / max(1, args.repeats - 1) for i in range(args.repeats)]
 
     def rebuild(alpha: float) -> None:
-        model = RRDBNet(config)
-        model.load_state_dict(interpolate_state_dicts(psnr, gan, alpha))
-        model.eval()
+        build_generator(interpolate_state_dicts(psnr, gan, alpha)).eval()
 
     def blend_and_load(alpha: float) -> None:
         live.load_state_dict(interpolate_state_dicts(psnr, gan, alpha))
