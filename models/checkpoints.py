@@ -4,7 +4,9 @@ Our canonical keys are `RRDBNet.state_dict()` keys, which are BasicSR's (`conv_f
 `conv_body`, `conv_up1/2`, `conv_hr`, `conv_last`), so `load_state_dict(strict=True)` is the final check.
 Reading goes: open the file without running pickled code -> `unwrap` (params_ema > params > state_dict, strip
 `module.`) -> `detect` the layout from its keys -> one small `to_canonical_<layout>` rename -> check every key and shape
-against the architecture the tensors describe. Writing runs the inverse `from_canonical_<layout>`.
+against the architecture the tensors describe. Writing runs the inverse `from_canonical_<layout>`. A description
+(`describe_weights`) runs the same steps on a safetensors header's names and shapes as meta tensors, reading no data.
+The entry points, one per need, are listed above `WeightsInfo`.
 
 Our own format is safetensors with metadata (safetensors allows str -> str only): the architecture, the stage
 (`psnr`/`gan`/...) and a provenance string.
