@@ -34,8 +34,8 @@ MULTIPART_SLACK = 64 * 1024  # multipart framing around the file; the file itsel
 def job_queue(settings: Settings, storage: Storage) -> JobQueue:
     """RQ on Redis when ESRGAN_REDIS_URL is set, else worker threads in this process.
 
-    Each adapter is imported only when chosen, because each brings what the other mode does without: the Redis one rq,
-    the in-process one torch and the engine (an API in Redis mode never loads torch; its workers do).
+    Each adapter is imported only when chosen, since each brings what the other mode does without: the Redis one needs
+    rq, the in-process one torch and the engine (an API in Redis mode builds no engine; its workers do).
     """
     if settings.redis_url:
         from esrgan.service.redis_queue import RedisJobs

@@ -23,7 +23,7 @@ from rq.registry import StartedJobRegistry
 from esrgan.service.job import SUBMITTED, TERMINAL, JobInfo, JobState, QueueUnavailable
 from esrgan.service.metrics import JobStats, RedisStats
 from esrgan.service.settings import Settings
-from esrgan.service.worker import cancel_key, run_upscale
+from esrgan.service.worker import CANCELLED, cancel_key, run_upscale
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class RedisJobs:
         if job is None or not job.meta.keys() >= SUBMITTED:  # not one of ours
             return None
         state = STATES.get(job.get_status(refresh=False), JobState.QUEUED)
-        if state == JobState.FINISHED and job.meta.get("cancelled"):
+        if state == JobState.FINISHED and job.meta.get(CANCELLED):
             state = JobState.CANCELLED
         error = None
         if state == JobState.FAILED:

@@ -62,8 +62,7 @@ class JobRunner:
     def load(cls, settings: Settings, storage: Storage) -> "JobRunner":
         """A runner with every configured pair loaded: a worker counts as alive only once it has its weights.
 
-        Raises:
-            Exception: whatever loading the weights raised (a missing or broken file); the worker must not start.
+        Whatever loading raises (a missing or broken file) propagates: a worker that cannot load must not start.
         """
         engines = EngineCache(settings)
         engines.preload()

@@ -17,7 +17,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import WorkerStatus
 
-from esrgan.service.job import JobParams
+from esrgan.service.job import JobParams, JobState
 from esrgan.service.metrics import RedisStats
 from esrgan.service.settings import Settings, get_settings
 from esrgan.service.storage import Storage
@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 def cancel_key(job_id: str) -> str:
     """The Redis key whose presence cancels `job_id`: set by the API, read by the worker between tiles."""
     return f"esrgan:cancel:{job_id}"
+
+
+# The job.meta flag of a job its cancel key stopped, which RQ itself calls finished.
+CANCELLED = JobState.CANCELLED.value
 
 
 _runner: "JobRunner | None" = None  # this process's runner, built once by `start_runner` before any job
@@ -50,7 +54,7 @@ def run_upscale(job_id: str, alpha: float, model: str, fmt: str, tile: int | Non
     """Upscale one stored upload at `alpha` with this worker's runner.
 
     Progress goes to `job.meta["progress"]` ({done, total} tiles of this attempt), attempts to `job.meta["attempts"]`,
-    and a job stopped by its cancel key gets `job.meta["cancelled"]`.
+    and a job stopped by its cancel key gets `job.meta[CANCELLED]`.
     """
     runner = _runner
     assert runner is not None, "run_upscale runs in an EsrganWorker, which loads its runner when it starts"
@@ -73,7 +77,7 @@ def run_upscale(job_id: str, alpha: float, model: str, fmt: str, tile: int | Non
     if runner.run(job_id, params, progress=progress, cancel=cancel):
         RedisStats(redis).record_duration(time.monotonic() - started)
     else:
-        job.meta["cancelled"] = True
+        job.meta[CANCELLED] = True
         job.save_meta()
 
 
