@@ -18,11 +18,10 @@ from web_helpers import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
-    Server,
     chromium_missing_reason,
     expected_output,
+    page_server,
     sample_image,
-    start_server,
     tiny_pair,
 )
 
@@ -61,18 +60,13 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def server(files: dict[str, Path]) -> Iterator[Server]:
-    # 16 px tiles make even small images take hundreds of network calls, so progress is seen between polls.
-    s = start_server(
-        files["folder"],
-        files["psnr"],
-        files["gan"],
-        max_upload_bytes=str(MAX_UPLOAD),
-        max_pixels=str(MAX_PIXELS),
-        tile="16",
-    )
-    yield s
-    s.stop()
+def server(files: dict[str, Path]) -> Iterator[str]:
+    """The server's URL. 16 px tiles make even small images take hundreds of network calls, so progress is seen
+    between polls."""
+    with page_server(
+        files["folder"], files["psnr"], files["gan"], max_upload_bytes=MAX_UPLOAD, max_pixels=MAX_PIXELS, tile=16
+    ) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +98,8 @@ def open_page(browser, url: str, page_route=None, **options):
 
 
 @pytest.fixture
-def desktop(browser, server: Server):
-    context, page = open_page(browser, server.url, viewport=DESKTOP)
+def desktop(browser, server: str):
+    context, page = open_page(browser, server, viewport=DESKTOP)
     yield page
     context.close()
     assert page.errors == []
@@ -320,12 +314,12 @@ def test_alphas_stay_cached_and_preview_shows_the_visible_crop(desktop, files: d
     assert requests == []
 
 
-def test_queue_position_progress_and_cancel(desktop, server: Server, files: dict[str, Path]) -> None:
+def test_queue_position_progress_and_cancel(desktop, server: str, files: dict[str, Path]) -> None:
     page = desktop
     upload = {"file": ("long.png", files["long"].read_bytes(), "image/png")}
-    running = httpx.post(f"{server.url}/upscale", files=upload).json()["id"]
-    wait_until(lambda: httpx.get(f"{server.url}/jobs/{running}").json()["state"] == "started", 30, "a running job")
-    waiting = httpx.post(f"{server.url}/upscale", files=upload).json()["id"]
+    running = httpx.post(f"{server}/upscale", files=upload).json()["id"]
+    wait_until(lambda: httpx.get(f"{server}/jobs/{running}").json()["state"] == "started", 30, "a running job")
+    waiting = httpx.post(f"{server}/upscale", files=upload).json()["id"]
 
     page.set_input_files("#file-input", files["long"])
     page.wait_for_selector("#file-info:not([hidden])")
@@ -335,9 +329,9 @@ def test_queue_position_progress_and_cancel(desktop, server: Server, files: dict
     status = "document.getElementById('status-text').textContent"
     page.wait_for_function(f"{status} === 'Queued: 1 job ahead'")
     page.screenshot(path=ARTIFACTS / "desktop-queued.png")
-    assert httpx.delete(f"{server.url}/jobs/{waiting}").status_code == 202
+    assert httpx.delete(f"{server}/jobs/{waiting}").status_code == 202
     page.wait_for_function(f"{status} === 'Queued: starting next'")
-    assert httpx.delete(f"{server.url}/jobs/{running}").status_code == 202
+    assert httpx.delete(f"{server}/jobs/{running}").status_code == 202
 
     page.wait_for_function(f"/^Upscaling: tile \\d+ of \\d+$/.test({status})")
     page.screenshot(path=ARTIFACTS / "desktop-progress.png")
@@ -346,12 +340,12 @@ def test_queue_position_progress_and_cancel(desktop, server: Server, files: dict
     page.wait_for_selector("body[data-state=cancelled]")
     assert page.inner_text("#status-text") == "Cancelled."
     assert page.is_hidden("#cancel")
-    assert httpx.get(f"{server.url}/jobs/{job_id}").json()["state"] == "cancelled"
+    assert httpx.get(f"{server}/jobs/{job_id}").json()["state"] == "cancelled"
     assert page.get_attribute("#start", "disabled") is None
 
 
-def test_refusals_in_the_page_and_errors_from_the_server(browser, server: Server, files: dict[str, Path]) -> None:
-    context, page = open_page(browser, server.url, viewport=DESKTOP)
+def test_refusals_in_the_page_and_errors_from_the_server(browser, server: str, files: dict[str, Path]) -> None:
+    context, page = open_page(browser, server, viewport=DESKTOP)
     posts = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
 
@@ -378,7 +372,7 @@ def test_refusals_in_the_page_and_errors_from_the_server(browser, server: Server
         html = route.fetch().text().replace(f'"max_upload_bytes": {MAX_UPLOAD}', '"max_upload_bytes": 999999999')
         route.fulfill(body=html, content_type="text/html")
 
-    context, page = open_page(browser, f"{server.url}/", page_route=loosen, viewport=DESKTOP)
+    context, page = open_page(browser, f"{server}/", page_route=loosen, viewport=DESKTOP)
     page.set_input_files("#file-input", files["heavy"])
     page.wait_for_selector("#file-info:not([hidden])")
     page.click("#start")
@@ -390,10 +384,8 @@ def test_refusals_in_the_page_and_errors_from_the_server(browser, server: Server
     assert page.errors == []
 
 
-def test_phone_width_with_touch(browser, server: Server, files: dict[str, Path]) -> None:
-    context, page = open_page(
-        browser, server.url, viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
-    )
+def test_phone_width_with_touch(browser, server: str, files: dict[str, Path]) -> None:
+    context, page = open_page(browser, server, viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
     page.screenshot(path=ARTIFACTS / "phone-empty.png")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.set_input_files("#file-input", files["sample"])
@@ -424,10 +416,9 @@ def test_phone_width_with_touch(browser, server: Server, files: dict[str, Path])
 def test_api_key_is_asked_once(browser, files: dict[str, Path]) -> None:
     folder = files["folder"] / "keyed"
     folder.mkdir()
-    keyed = start_server(folder, files["psnr"], files["gan"], api_key=API_KEY)
-    try:
-        assert httpx.get(f"{keyed.url}/models").status_code == 401
-        context, page = open_page(browser, keyed.url, viewport=DESKTOP)
+    with page_server(folder, files["psnr"], files["gan"], api_key=API_KEY) as keyed:
+        assert httpx.get(f"{keyed}/models").status_code == 401
+        context, page = open_page(browser, keyed, viewport=DESKTOP)
         assert page.is_visible("#key-button")
         page.set_input_files("#file-input", files["sample"])
         page.wait_for_selector("#file-info:not([hidden])")
@@ -453,5 +444,3 @@ def test_api_key_is_asked_once(browser, files: dict[str, Path]) -> None:
         assert page.is_hidden("#key-dialog")
         context.close()
         assert page.errors == []
-    finally:
-        keyed.stop()

@@ -8,17 +8,14 @@ changes it, and a test can compute the exact expected output.
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from service_helpers import free_port
+from service_helpers import api_server, service_env
 
 from esrgan.models.checkpoints import save_generator
 from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
@@ -91,51 +88,13 @@ def sample_image(path: Path, size: tuple[int, int] = (96, 64)) -> Path:
     return path
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def start_server(folder: Path, psnr: Path, gan: Path, **settings: str) -> Server:
-    """Run the real app under uvicorn in its own process (in-process queue: no ESRGAN_REDIS_URL) on a free port."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ESRGAN_")}
-    env.update(
-        ESRGAN_WEIGHTS=f"tiny={psnr}+{gan}",
-        ESRGAN_STORAGE_DIR=str(folder / "storage"),
-        ESRGAN_DEVICE="cpu",
-        ESRGAN_TILE="32",
-        OMP_NUM_THREADS="1",
-    )
-    env.update({f"ESRGAN_{k.upper()}": v for k, v in settings.items()})
-    log = folder / f"server-{port}.log"
-    command = [sys.executable, "-m", "uvicorn", "esrgan.service.app:create_app", "--factory"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"the server did not answer /healthz within 60 s:\n{log.read_text()}")
+@contextmanager
+def page_server(folder: Path, psnr: Path, gan: Path, **settings: object) -> Iterator[str]:
+    """`esrgan serve` (in-process queue: no ESRGAN_REDIS_URL) with the tiny pair on the CPU, 32 px tiles unless
+    `settings` say otherwise; yields its URL once ready."""
+    env = service_env(folder, f"tiny={psnr}+{gan}", **{"device": "cpu", "tile": 32, **settings})
+    with api_server(env, folder / "server.log") as client:
+        yield str(client.base_url).rstrip("/")
 
 
 def chromium_missing_reason() -> str | None:
