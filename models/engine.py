@@ -103,9 +103,10 @@ def tile_settings(settings: EngineSettings, device: str) -> TileDefaults:
 
 
 def half_precision(settings: EngineSettings, device: str) -> torch.dtype | None:
-    """The autocast dtype for the network, or None for fp32; `auto` is fp16 on CUDA and fp32 elsewhere."""
+    """The autocast dtype for the network, or None for fp32; `auto` is fp16 for PyTorch on CUDA, else fp32."""
     cuda = device.startswith("cuda")
-    precision = settings.precision if settings.precision != "auto" else ("fp16" if cuda else "fp32")
+    auto = "fp16" if cuda and settings.backend == "torch" else "fp32"
+    precision = auto if settings.precision == "auto" else settings.precision
     if not cuda and precision != "fp32":
         raise ValueError("half precision is for CUDA; the CPU runs fp32")
     if settings.backend == "onnx" and precision != "fp32":

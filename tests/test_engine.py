@@ -7,7 +7,7 @@ import torch
 
 import esrgan.models.torch_runner
 from esrgan.models.checkpoints import build_generator, read_state_dict
-from esrgan.models.engine import Cancelled, Engine, EngineSettings
+from esrgan.models.engine import Cancelled, Engine, EngineSettings, half_precision
 from esrgan.models.images import Picture
 from esrgan.models.interpolate import interpolate_state_dicts
 from esrgan.models.rrdbnet import RRDBConfig
@@ -141,6 +141,15 @@ def test_bad_settings_are_refused(kwargs):
 def test_half_precision_is_refused_on_the_cpu(random_pair):
     with pytest.raises(ValueError, match="CUDA"):
         Engine.from_pair(*random_pair, EngineSettings(device="cpu", precision="fp16"))
+
+
+def test_auto_precision_is_fp16_only_for_pytorch_on_cuda():
+    assert half_precision(EngineSettings(), "cuda:1") is torch.float16
+    assert half_precision(EngineSettings(), "cpu") is None
+    assert half_precision(EngineSettings(backend="onnx"), "cuda") is None  # ONNX Runtime runs the fp32 graph
+    assert half_precision(EngineSettings(precision="bf16"), "cuda") is torch.bfloat16
+    with pytest.raises(ValueError, match="ONNX backend runs fp32"):
+        half_precision(EngineSettings(backend="onnx", precision="fp16"), "cuda")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
