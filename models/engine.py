@@ -25,6 +25,7 @@ from esrgan.models.images import Picture
 from esrgan.models.interpolate import check_alpha, check_compatible
 from esrgan.models.pixels import network_input, to_batch
 from esrgan.models.tiling import Cancelled, tiled_forward
+from esrgan.models.torch_runner import TorchRunner
 
 __all__ = ["DEVICE_DEFAULTS", "Cancelled", "Engine", "EngineSettings", "Runner"]
 
@@ -147,8 +148,6 @@ def make_runner(psnr: StateDict, gan: StateDict | None, backend: str, device: st
         from esrgan.models.onnx_export import OnnxRunner
 
         return OnnxRunner.from_state_dicts(psnr, gan, device)
-    from esrgan.models.torch_runner import TorchRunner
-
     return TorchRunner(psnr, gan, device, half)
 
 
