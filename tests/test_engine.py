@@ -152,6 +152,7 @@ def test_auto_precision_is_fp16_only_for_pytorch_on_cuda():
         half_precision(EngineSettings(backend="onnx", precision="fp16"), "cuda")
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_fp16_overflow_is_redone_in_fp32(random_pair):
     e = Engine.from_pair(*random_pair, EngineSettings(device="cuda", precision="fp16"))
