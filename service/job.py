@@ -24,6 +24,12 @@ def result_name(fmt: str) -> str:
     return f"result.{fmt}"
 
 
+def cancel_key(job_id: str) -> str:
+    """The cancel signal of a job on Redis: the key whose presence cancels `job_id` (set by the API's `cancel`, read
+    by the RQ worker between tiles; the in-process queue keeps a set instead)."""
+    return f"esrgan:cancel:{job_id}"
+
+
 ProgressReport = Callable[[int, int], None]  # (tiles done, tiles in total) of the current attempt
 CancelCheck = Callable[[], bool]  # True once the client has cancelled: the runner stops at its next tile boundary
 

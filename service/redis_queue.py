@@ -2,7 +2,7 @@
 
 What backs a job: the RQ job hash `rq:job:<id>` (arguments: ids and numbers only; `meta`: the submitted fields,
 progress, attempts), the queue list `rq:queue:esrgan`, RQ's started/failed registries, and the cancel key
-(`service.worker.cancel_key`) that a worker checks between tiles. The API and `esrgan worker` share only
+(`service.job.cancel_key`) that a worker checks between tiles. The API and `esrgan worker` share only
 `service.job` and `service.worker`; importing the worker module does not load torch (its runner loads at start).
 """
 
@@ -20,10 +20,10 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from esrgan.service.job import SUBMITTED, TERMINAL, JobInfo, JobState, QueueUnavailable
+from esrgan.service.job import SUBMITTED, TERMINAL, JobInfo, JobState, QueueUnavailable, cancel_key
 from esrgan.service.metrics import JobStats, RedisStats
 from esrgan.service.settings import Settings
-from esrgan.service.worker import CANCELLED, cancel_key, run_upscale
+from esrgan.service.worker import CANCELLED, run_upscale
 
 log = logging.getLogger(__name__)
 

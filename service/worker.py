@@ -17,7 +17,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import WorkerStatus
 
-from esrgan.service.job import JobParams, JobState
+from esrgan.service.job import JobParams, JobState, cancel_key
 from esrgan.service.metrics import RedisStats
 from esrgan.service.settings import Settings, get_settings
 from esrgan.service.storage import Storage
@@ -26,11 +26,6 @@ if TYPE_CHECKING:
     from esrgan.service.runner import JobRunner
 
 log = logging.getLogger(__name__)
-
-
-def cancel_key(job_id: str) -> str:
-    """The Redis key whose presence cancels `job_id`: set by the API, read by the worker between tiles."""
-    return f"esrgan:cancel:{job_id}"
 
 
 # The job.meta flag of a job its cancel key stopped, which RQ itself calls finished.
