@@ -68,16 +68,29 @@ def synthetic_set(root: Path) -> Path:
 
 
 def time_training(
-    stage: str, arch: dict[str, int], data: Path, work: Path, iters: int, vgg: Path, precision: str
+    stage: str,
+    arch: dict[str, int],
+    data: Path,
+    work: Path,
+    iters: int,
+    vgg: Path,
+    precision: str,
+    *,
+    device: str = "cpu",
+    batch: int = 16,
+    workers: int = 1,
 ) -> float:
-    """Seconds per iteration after the first, read from the run's own log."""
-    overrides = [f"model.{k}={v}" for k, v in arch.items()] + [f"train.amp_cpu={precision == 'bf16'}"]
-    overrides += [f"data.train_dir={data}", "data.workers=1", f"train.iters={iters + 1}", "train.log_every=1"]
-    overrides += ["train.val_every=1000000", "train.ckpt_every=1000000", "train.device=cpu"]
+    """Seconds per iteration after the first, read from the run's own log. bf16 is autocast on either device
+    (`train.amp` on CUDA, `train.amp_cpu` on the CPU); benchmarks/gpu_check.py runs this on CUDA too."""
+    bf16 = precision == "bf16"
+    overrides = [f"model.{k}={v}" for k, v in arch.items()] + [f"train.amp={bf16}", f"train.amp_cpu={bf16}"]
+    overrides += [f"data.train_dir={data}", f"data.workers={workers}", f"data.batch={batch}", f"train.device={device}"]
+    overrides += [f"train.iters={iters + 1}", "train.log_every=1"]
+    overrides += ["train.val_every=1000000", "train.ckpt_every=1000000"]
     if stage == "gan":
         init = work / f"init_{arch['nf']}_{arch['nb']}"
         if not (init / "g_psnr.safetensors").exists():
-            tiny = [*overrides[:-3], "train.iters=1", "train.val_every=10", "train.ckpt_every=10", "data.batch=1"]
+            tiny = [*overrides, "train.iters=1", "data.batch=1"]
             train(load_config("esrgan_psnr_x4", tiny), init, progress=False)
         overrides += [f"train.init_g={init}", f"loss.vgg_weights={vgg}"]
     run = work / f"{stage}_{arch['nf']}_{arch['nb']}_{precision}"
