@@ -52,11 +52,11 @@ class Step:
 
 
 STEPS = [
-    Step("environment", "1. environment", environment.run, 30, 20),
-    Step("correctness", "2. correctness", correctness.run, 90, 30),
-    Step("throughput", "3. throughput", throughput.run, 150, 40),
-    Step("training", "4. training", training.run, 130, 50),
-    Step("service", "5. service", service.run, 70, 50),
+    Step("environment", "1. environment", environment.run, 25, 20),
+    Step("correctness", "2. correctness", correctness.run, 75, 30),
+    Step("throughput", "3. throughput", throughput.run, 180, 40),
+    Step("training", "4. training", training.run, 125, 50),
+    Step("service", "5. service", service.run, 65, 50),
 ]
 
 

@@ -79,6 +79,12 @@ def test_a_step_past_its_budget_is_killed_and_the_next_still_runs(tmp_path):
     assert "| 1. environment | partial |" in done.stdout
 
 
+def test_the_cuda_budgets_add_up_to_at_most_eight_minutes():
+    code = "from benchmarks.gpu_check import STEPS; print(sum(s.budget(quick=False) for s in STEPS))"
+    total = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert 0 < int(total) <= 8 * 60
+
+
 def test_bad_arguments_are_refused_with_the_step_names(tmp_path):
     done = gpu_check(tmp_path, "--steps", "warp-drive", timeout=60)
     assert done.returncode == 2 and "the steps are environment, correctness" in done.stderr

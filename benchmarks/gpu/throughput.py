@@ -123,5 +123,5 @@ def run(rec: Recorder) -> None:
         rec.check(f"torch.compile (eager backend), embedded, {w}x{h}", compiled, bench, embedded_psnr, COMPACT, {})
     else:
         rec.check(
-            f"torch.compile, paper-size, ours, defaults, {w}x{h}", compiled, bench, sd, PAPER, defaults, need_s=90
+            f"torch.compile, paper-size, ours, defaults, {w}x{h}", compiled, bench, sd, PAPER, defaults, need_s=60
         )
