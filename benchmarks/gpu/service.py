@@ -2,12 +2,17 @@
 several sizes, modes and alphas over HTTP with `wait=true`, every result against the engine run directly on the same
 pair, p50/p95 latency, and the GPU's utilisation sampled while the uploads run."""
 
+import contextlib
 import io
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -17,12 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.gpu.base import EMBEDDED, REPO, Recorder, mosaic, photo
+from benchmarks.gpu.base import EMBEDDED, Recorder, mosaic, photo
 from esrgan.models.engine import Engine, EngineSettings
 from esrgan.models.images import read_image, write_image
-
-sys.path.insert(0, str(REPO / "tests"))
-from service_helpers import api_server, service_env  # the service tests' own process helpers
 
 TOLERANCE = 1  # grey levels: fp16 kernels may round differently in another process; on the CPU results are equal
 Upload = tuple[str, bytes, float]
@@ -101,13 +103,44 @@ def post(client: httpx.Client, upload: Upload) -> tuple[bytes, float]:
     return response.content, latency
 
 
+@contextmanager
+def esrgan_serve(env: dict[str, str], log: Path) -> Iterator[httpx.Client]:
+    """`esrgan serve` as a user starts it (the working tree's CLI, no install needed), on a free loopback port;
+    yields a client once /readyz answers 200 (weights loaded, workers alive)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-c", "from esrgan.cli import app; app()", "serve", "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*command, "--log-level", "warning"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False)
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if client.get("/readyz").status_code == 200:
+                    break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"esrgan serve did not become ready (exit status {proc.poll()})")
+        yield client
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(30)
+
+
 def serve(rec: Recorder, tmp: Path, items: list[Upload], results: dict[str, bytes]) -> dict[str, Any]:
-    env = service_env(tmp, f"embedded={EMBEDDED[0]}+{EMBEDDED[1]}", device=rec.device)
-    if rec.cuda:
-        env.pop("OMP_NUM_THREADS")  # the helper's 1 thread suits a 2-core CI box, not the tile assembly beside a GPU
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESRGAN_") and "proxy" not in k.lower()}
+    env.update(
+        ESRGAN_WEIGHTS=f"embedded={EMBEDDED[0]}+{EMBEDDED[1]}", ESRGAN_STORAGE_DIR=str(tmp / "storage"),
+        ESRGAN_DEVICE=rec.device,
+    )  # fmt: skip
+    if not rec.cuda:
+        env["OMP_NUM_THREADS"] = "1"  # the check's own process keeps computing beside the server on a small CPU box
     log = tmp / "serve.log"
     try:
-        with api_server(env, log) as client:
+        with esrgan_serve(env, log) as client:
             client.timeout = httpx.Timeout(120.0)
             _, first = post(client, items[0])  # loads the pair onto the device
             sampler = Utilisation(rec.device)
