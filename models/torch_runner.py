@@ -19,12 +19,13 @@ log = logging.getLogger(__name__)
 class TorchRunner:
     """Maps a float32 batch of tiles on the host to its upscaled float32 batch on the host, in eager PyTorch.
 
-    `half` (fp16 or bf16, CUDA only) runs the network under autocast; a batch whose output holds NaN or Inf (fp16
-    overflow) is run again in fp32.
+    `half` (fp16 or bf16 on CUDA, bf16 on the CPU) runs the forward under autocast, with the weights and their alpha
+    blend kept in fp32; a batch whose output holds NaN or Inf (fp16 overflow, or a bf16 one) is run again in fp32.
     """
 
     def __init__(self, psnr: StateDict, gan: StateDict | None, device: str, half: torch.dtype | None) -> None:
         self.device, self.half = device, half
+        self.autocast_device = torch.device(device).type  # "cuda" or "cpu"
         self.model = build_generator(psnr).eval().to(device, memory_format=torch.channels_last)
         self._psnr = {k: v.to(device, torch.float32) for k, v in psnr.items()}
         self._gan = None if gan is None else {k: v.to(device, torch.float32) for k, v in gan.items()}
@@ -39,7 +40,7 @@ class TorchRunner:
     def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
         x = tiles.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         if self.half is not None:
-            with torch.autocast("cuda", dtype=self.half):
+            with torch.autocast(self.autocast_device, dtype=self.half):
                 y = self.model(x)
             if torch.isfinite(y).all():
                 return y.float().cpu()

@@ -28,6 +28,13 @@ class Backend(StrEnum):
     onnx = "onnx"
 
 
+class Precision(StrEnum):
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
 class Format(StrEnum):
     png = "png"
     webp = "webp"
@@ -93,6 +100,9 @@ def upscale(
     overlap: Annotated[int | None, typer.Option(help="Input pixels shared by neighbouring tiles.")] = None,
     device: Annotated[Device, typer.Option(help="Where the network runs.")] = Device.auto,
     backend: Annotated[Backend, typer.Option(help="PyTorch eager or ONNX Runtime.")] = Backend.torch,
+    precision: Annotated[
+        Precision, typer.Option(help="auto: fp16 on CUDA, bf16 on a CPU with native bf16, else fp32.")
+    ] = Precision.auto,
     fmt: Annotated[Format | None, typer.Option("--format", help="Output format [default: from -o, else png].")] = None,
     max_pixels: Annotated[int, typer.Option(help="Refuse inputs with more pixels than this.")] = 64_000_000,
 ) -> None:
@@ -109,7 +119,9 @@ def upscale(
             suffix = output.suffix.lower().lstrip(".") if single else ""
             fmt = Format(suffix.replace("jpg", "jpeg")) if suffix in ("png", "webp", "jpg", "jpeg") else Format.png
         first, second = choose_weights(model, psnr, gan, weights)
-        settings = EngineSettings(device=device.value, backend=backend.value, tile=tile, overlap=overlap)
+        settings = EngineSettings(
+            device=device.value, backend=backend.value, tile=tile, overlap=overlap, precision=precision.value
+        )
         if second is None:
             engine = Engine.from_weights(first, settings)
         else:
@@ -136,7 +148,8 @@ def upscale(
             continue
         seconds = time.perf_counter() - started
         typer.echo(
-            f"{src}: {picture.width}x{picture.height} -> {result.width}x{result.height} in {seconds:.1f} s -> {dest}"
+            f"{src}: {picture.width}x{picture.height} -> {result.width}x{result.height} in {seconds:.1f} s "
+            f"({engine.device}, {engine.precision}) -> {dest}"
         )
     if failed:
         typer.echo(f"{failed} of {len(sources)} images failed", err=True)

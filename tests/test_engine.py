@@ -1,5 +1,6 @@
 """The engine on a tiny real pair: in-place alpha, tiled output against the interpolated network, picture modes,
-premultiplied alpha, 16 bit, progress and cancel, settings."""
+premultiplied alpha, 16 bit, progress and cancel, settings. Engines compared with a by-hand fp32 reference are
+asked for fp32 (`auto` is bf16 on a CPU that has it: tests/test_precision.py)."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import torch
 
 import esrgan.models.torch_runner
 from esrgan.models.checkpoints import build_generator, read_state_dict
-from esrgan.models.engine import Cancelled, Engine, EngineSettings, half_precision
+from esrgan.models.engine import Cancelled, Engine, EngineSettings, resolve_precision
 from esrgan.models.images import Picture
 from esrgan.models.interpolate import interpolate_state_dicts
 from esrgan.models.rrdbnet import RRDBConfig
@@ -15,7 +16,7 @@ from esrgan.models.rrdbnet import RRDBConfig
 
 @pytest.fixture()
 def engine(random_pair):
-    e = Engine.from_pair(*random_pair, EngineSettings(device="cpu", tile=32, overlap=8))
+    e = Engine.from_pair(*random_pair, EngineSettings(device="cpu", tile=32, overlap=8, precision="fp32"))
     e.set_alpha(0.4)
     return e
 
@@ -66,7 +67,7 @@ def test_a_pair_needs_an_alpha_and_a_single_file_refuses_one(random_pair):
     e = Engine.from_pair(*random_pair, EngineSettings(device="cpu"))
     with pytest.raises(ValueError, match="set_alpha"):
         e.upscale_array(np.zeros((8, 8, 3), np.float32))
-    single = Engine.from_weights(random_pair[0], EngineSettings(device="cpu"))
+    single = Engine.from_weights(random_pair[0], EngineSettings(device="cpu", precision="fp32"))
     with pytest.raises(ValueError, match="single weights file"):
         single.set_alpha(0.5)
     x = smooth_image(16, 16)
@@ -120,7 +121,7 @@ def test_progress_and_cancel_reach_the_tiles(engine):
 
 def test_a_model_that_pixel_unshuffles_gets_reflect_padded_and_aligned_tiles(tmp_path, write_pair):
     psnr_path, gan_path = write_pair(tmp_path, RRDBConfig(nf=8, nb=1, gc=4, scale=2))
-    e = Engine.from_pair(psnr_path, gan_path, EngineSettings(device="cpu", tile=16, overlap=4))
+    e = Engine.from_pair(psnr_path, gan_path, EngineSettings(device="cpu", tile=16, overlap=4, precision="fp32"))
     e.set_alpha(0.5)
     assert e.scale == 2 and e.align == 2
     x = smooth_image(21, 31)
@@ -144,12 +145,12 @@ def test_half_precision_is_refused_on_the_cpu(random_pair):
 
 
 def test_auto_precision_is_fp16_only_for_pytorch_on_cuda():
-    assert half_precision(EngineSettings(), "cuda:1") is torch.float16
-    assert half_precision(EngineSettings(), "cpu") is None
-    assert half_precision(EngineSettings(backend="onnx"), "cuda") is None  # ONNX Runtime runs the fp32 graph
-    assert half_precision(EngineSettings(precision="bf16"), "cuda") is torch.bfloat16
+    assert resolve_precision(EngineSettings(), "cuda:1") == "fp16"
+    assert resolve_precision(EngineSettings(), "cpu", native_bf16=False) == "fp32"  # bf16 where native: test_precision
+    assert resolve_precision(EngineSettings(backend="onnx"), "cuda") == "fp32"  # ONNX Runtime runs the fp32 graph
+    assert resolve_precision(EngineSettings(precision="bf16"), "cuda") == "bf16"
     with pytest.raises(ValueError, match="ONNX backend runs fp32"):
-        half_precision(EngineSettings(backend="onnx", precision="fp16"), "cuda")
+        resolve_precision(EngineSettings(backend="onnx", precision="fp16"), "cuda")
 
 
 @pytest.mark.cuda

@@ -6,6 +6,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from esrgan.service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep
 from esrgan.service.routes.errors import ERRORS
+from esrgan.service.settings import Settings
 
 router = APIRouter(tags=["health"])
 
@@ -14,6 +15,17 @@ router = APIRouter(tags=["health"])
 def healthz() -> dict[str, str]:
     """The process is alive (no dependency is checked)."""
     return {"status": "ok"}
+
+
+def network_precision(settings: Settings) -> str:
+    """What the network computes in. In-process workers run on this machine, so `auto` is resolved here (fp16 on CUDA,
+    bf16 on a CPU with native bf16, else fp32); Redis workers resolve it on their own machines, so the setting itself
+    is shown, and each worker logs what it runs when it loads its models."""
+    if settings.redis_url:
+        return settings.precision
+    from esrgan.models.engine import EngineSettings, resolve_device, resolve_precision  # torch: loaded by the workers
+
+    return resolve_precision(EngineSettings(precision=settings.precision), resolve_device(settings.device))
 
 
 @router.get("/readyz", responses={503: ERRORS[503]})
@@ -27,6 +39,7 @@ def readyz(settings: SettingsDep, jobs: JobsDep, catalog: CatalogDep) -> JSONRes
         "workers": workers,
         "queue_depth": jobs.depth(),
         "weights": default.available,
+        "precision": network_precision(settings),
     }
     if not default.available:
         return JSONResponse({"detail": f"The default model cannot be loaded: {default.error}", **body}, 503)
