@@ -40,9 +40,11 @@ class EngineCache:
     def get(self, model: str) -> Engine:
         if model not in self.engines:
             psnr, gan = pair_paths(self.entries[model])
-            settings = EngineSettings(device=self.settings.device, tile=self.settings.tile)
-            self.engines[model] = Engine.from_pair(psnr, gan, settings)
-            log.info("loaded model pair %s (%s, %s)", model, psnr, gan)
+            settings = EngineSettings(
+                device=self.settings.device, tile=self.settings.tile, precision=self.settings.precision
+            )
+            engine = self.engines[model] = Engine.from_pair(psnr, gan, settings)
+            log.info("loaded model pair %s (%s, %s) on %s in %s", model, psnr, gan, engine.device, engine.precision)
         return self.engines[model]
 
     def preload(self) -> None:

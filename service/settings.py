@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     weights: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [DEFAULT_PAIR])
     default_alpha: float = Field(0.8, ge=0.0, le=1.0, allow_inf_nan=False)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # What the network computes in (the weights and the alpha blend stay fp32): auto is fp16 on CUDA and bf16 on a CPU
+    # with native bf16 (AVX512_BF16 or AMX), else fp32; each worker resolves auto on its own machine.
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     tile: int | None = Field(None, ge=16)  # None: the engine picks a tile size for the device
     max_upload_bytes: int = Field(20 * MB, gt=0)
     max_pixels: int = Field(4_000_000, gt=0)  # input pixels; the output has scale^2 times as many

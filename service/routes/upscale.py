@@ -87,17 +87,23 @@ async def upscale(
 async def wait_for_result(
     request: Request, jobs: JobsDep, storage: StorageDep, job_id: str, timeout: float
 ) -> Response:
-    """Poll the job until it ends: the image (200), the failure (500, or 409 if cancelled), or 202 after `timeout`."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
+    """Poll the job until it ends: the image (200), the failure (500, or 409 if cancelled), or 202 after `timeout`.
+
+    The pause between polls is 10 ms plus a tenth of the time waited so far (at most 0.5 s), so an answer comes at
+    most about 10% after the job ends: a preview that computes in 0.2 s is not held back to the next step of a
+    doubling schedule (50 ms growing by 1.5x lost up to a third of a preview's time), and a long job costs the queue a
+    few polls a second.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
     while True:
         info = await run_in_threadpool(jobs.get, job_id)
         if info is None:
             raise HTTPException(404, "The job disappeared while waiting for it (removed by another request).")
-        if info.state in TERMINAL or time.monotonic() >= deadline:
+        now = time.monotonic()
+        if info.state in TERMINAL or now >= deadline:
             break
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
+        await asyncio.sleep(min(0.01 + 0.1 * (now - started), 0.5))
     if info.state == JobState.FINISHED:
         return result_response(info, storage.path_for(job_id, result_name(info.format)))
     if info.state == JobState.FAILED:
