@@ -4,6 +4,7 @@ Expected failures (a bad image, missing weights, a bad option) print one line to
 other inputs and exits 1 at the end if any image failed.
 """
 
+import os
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -63,14 +64,27 @@ def choose_weights(model: str | None, psnr: Path | None, gan: Path | None, weigh
     return resolve_pair(model or DEFAULT_PAIR)
 
 
-def list_inputs(inputs: list[Path]) -> list[Path]:
-    """Files as given; folders expand to their images (not recursive), sorted."""
+def images_below(folder: Path, skip: Path) -> list[Path]:
+    """The images in `folder` and its subfolders, sorted; symlinked folders are not followed (no loops), and `skip`
+    (the output folder, when it lies inside) is left out so that a second run does not upscale the first's results."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if (Path(root) / d).resolve() != skip)
+        found += [Path(root) / f for f in sorted(files) if Path(f).suffix.lower() in IMAGE_SUFFIXES]
+    return found
+
+
+def list_inputs(inputs: list[Path], recursive: bool = False, output: Path | None = None) -> list[tuple[Path, Path]]:
+    """(image, its folder relative to the input folder) pairs: files as given (folder "."), folders expanded to their
+    images, sorted; with `recursive` their subfolders' too, so the relative layout can be kept under the output."""
+    skip = (output or Path()).resolve()
     found = []
     for path in inputs:
         if path.is_dir():
-            found += list_images(path)
+            images = images_below(path, skip) if recursive else list_images(path)
+            found += [(image, image.parent.relative_to(path)) for image in images]
         elif path.exists():
-            found.append(path)
+            found.append((path, Path()))
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
     if not found:
@@ -78,13 +92,13 @@ def list_inputs(inputs: list[Path]) -> list[Path]:
     return found
 
 
-def output_path(src: Path, out: Path, single: bool, fmt: str, scale: int) -> Path:
-    """`out` itself for a single input named like an image file, else `out/<stem>_x<scale>.<ext>`."""
+def output_path(src: Path, out: Path, single: bool, fmt: str, scale: float, folder: Path = Path()) -> Path:
+    """`out` itself for a single input named like an image file, else `out/<folder>/<stem>_x<scale>.<ext>`."""
     from esrgan.models.images import EXTENSIONS
 
     if single and out.suffix.lower() in IMAGE_SUFFIXES:
         return out
-    return out / f"{src.stem}_x{scale}{EXTENSIONS[fmt]}"
+    return out / folder / f"{src.stem}_x{scale:g}{EXTENSIONS[fmt]}"
 
 
 @app.command()
@@ -105,15 +119,23 @@ def upscale(
     ] = Precision.auto,
     fmt: Annotated[Format | None, typer.Option("--format", help="Output format [default: from -o, else png].")] = None,
     max_pixels: Annotated[int, typer.Option(help="Refuse inputs with more pixels than this.")] = 64_000_000,
+    outscale: Annotated[
+        float | None,
+        typer.Option(help="Output scale in (1, the model's scale]: the result is resized with Lanczos [default: x4]."),
+    ] = None,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Also the images in subfolders, in the same layout under -o.")
+    ] = False,
 ) -> None:
     """Upscale images with a PSNR/GAN pair blended at --alpha (network interpolation), tile by tile."""
     from tqdm import tqdm
 
     from esrgan.models.engine import Engine, EngineSettings
     from esrgan.models.images import ImageError, read_image, write_image
+    from esrgan.models.resize import output_size, resize
 
     with one_line_errors():
-        sources = list_inputs(inputs)
+        sources = list_inputs(inputs, recursive, output)
         single = len(sources) == 1 and not inputs[0].is_dir()
         if fmt is None:
             suffix = output.suffix.lower().lstrip(".") if single else ""
@@ -127,8 +149,10 @@ def upscale(
         else:
             engine = Engine.from_pair(first, second, settings)
             engine.set_alpha(alpha)
+        if outscale is not None:
+            output_size(1, 1, engine.scale, outscale)  # refuse a scale the network cannot give before any work
     failed = 0
-    for src in sources:
+    for src, folder in sources:
         started = time.perf_counter()
         try:
             picture = read_image(src, max_pixels=max_pixels)
@@ -139,7 +163,9 @@ def upscale(
                     bar.update(done - bar.n)
 
                 result = engine.upscale(picture, progress=progress)
-            dest = output_path(src, output, single, fmt.value, engine.scale)
+            if outscale is not None:
+                result = resize(result, *output_size(picture.width, picture.height, engine.scale, outscale))
+            dest = output_path(src, output, single, fmt.value, outscale or engine.scale, folder)
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(write_image(result, fmt.value))
         except (ImageError, OSError) as exc:

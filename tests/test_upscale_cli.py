@@ -83,3 +83,42 @@ def test_export_onnx_writes_a_model_with_alpha_as_an_input(random_pair, tmp_path
     assert result.exit_code == 0, result.output
     session = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input", "alpha"]
+
+
+def test_outscale_resizes_the_network_output_and_names_the_file(random_pair, images, tmp_path):
+    out = tmp_path / "out"
+    args = ["upscale", str(images), "-o", str(out), "--weights", str(random_pair[0]), "--outscale", "2.5"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "a.png: 30x20 -> 75x50 in" in result.output
+    assert Image.open(out / "a_x2.5.png").size == (75, 50)
+    assert Image.open(out / "b_x2.5.png").size == (30, 40)
+
+
+@pytest.mark.parametrize("scale,message", [("5", "larger than the model's own scale (x4)"), ("1", "more than 1")])
+def test_an_impossible_outscale_is_refused_before_any_work(random_pair, images, tmp_path, scale, message):
+    args = ["upscale", str(images), "-o", str(tmp_path / "o"), "--weights", str(random_pair[0]), "--outscale", scale]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_recursive_keeps_the_layout_under_the_output(random_pair, images, tmp_path):
+    deep = images / "trip" / "day 2"
+    deep.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 10, 3), np.uint8)).save(images / "trip" / "c.webp")
+    Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(deep / "d.png")
+    out = images / "upscaled"  # inside the input: its files must not be picked up as inputs
+    base = ["upscale", str(images), "-o", str(out), "--weights", str(random_pair[0])]
+
+    flat = runner.invoke(app, base)
+    assert flat.exit_code == 0, flat.output
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["a_x4.png", "b_x4.png"]
+
+    result = runner.invoke(app, [*base, "--recursive", "--outscale", "2"])
+    assert result.exit_code == 0, result.output
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*_x2.png"))
+    assert written == ["a_x2.png", "b_x2.png", "trip/c_x2.png", "trip/day 2/d_x2.png"]
+    assert Image.open(out / "trip" / "day 2" / "d_x2.png").size == (12, 12)
+    read = [line.split(": ")[0] for line in result.output.splitlines() if " -> " in line]
+    assert len(read) == 4 and not any(name.startswith(str(out)) for name in read)  # no result read back as input
