@@ -51,6 +51,12 @@ DEVICE_DEFAULTS = {
     "cuda": TileDefaults(tile=384, overlap=32, batch=4),
 }
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# LR pixels of reflection around the whole image before tiling, cropped off afterwards (Real-ESRGAN's pre_pad), for a
+# pair blended with any of its GAN end: the GAN end draws a line along the image border, and the reflection moves it
+# outside the crop. Measured on every Set5/Set14 photo (benchmarks/cpu_quality.py --borders; benchmarks/RESULTS.md,
+# "CPU precision, runtimes and previews"), PSNR-Y of the outer 8 output pixels against HR: +1.2 to +2.2 dB at alpha
+# 0.2 to 1 with 4 px (8 px is no better), but -1.0 dB at alpha 0, where the PSNR network handles its border itself.
+PRE_PAD = 4
 
 
 @dataclass
@@ -61,6 +67,7 @@ class EngineSettings:
     overlap: int | None = None
     batch: int | None = None
     precision: str = "auto"  # auto (fp16 on CUDA, bf16 on a CPU that has it, else fp32) | fp32 | fp16 | bf16
+    pre_pad: int | None = None  # reflected LR pixels around the image; None: PRE_PAD for a pair at alpha > 0, else 0
 
     def __post_init__(self) -> None:
         if self.backend not in ("torch", "onnx"):
@@ -69,9 +76,9 @@ class EngineSettings:
             raise ValueError(f"precision must be auto, fp32, fp16 or bf16, not {self.precision!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {self.device!r}")
-        for name in ("tile", "overlap", "batch"):
+        for name in ("tile", "overlap", "batch", "pre_pad"):
             value = getattr(self, name)
-            if value is not None and (value < 0 or (value == 0 and name != "overlap")):
+            if value is not None and (value < 0 or (value == 0 and name in ("tile", "batch"))):
                 raise ValueError(f"{name} must be positive, got {value}")
 
 
@@ -222,6 +229,12 @@ class Engine:
         self.runner.set_alpha(alpha)
         self.alpha = alpha
 
+    def pre_pad(self) -> int:
+        """LR pixels reflected around the image for the current blend: the setting, else PRE_PAD at alpha > 0."""
+        if self.settings.pre_pad is not None:
+            return self.settings.pre_pad
+        return PRE_PAD if self.is_pair and self.alpha else 0
+
     def _ready(self) -> None:
         if self.is_pair and self.alpha is None:
             raise ValueError("set_alpha() first: a PSNR/GAN pair has no weights until alpha is chosen")
@@ -242,15 +255,17 @@ class Engine:
     ) -> torch.Tensor:
         tile = tile or self.tile
         overlap = min(self.overlap, (tile - 1) // 2)
-        pad_h, pad_w = (-x.shape[2]) % self.align, (-x.shape[3]) % self.align
-        if pad_h or pad_w:  # reflect, so the border looks like image rather than a black frame to the network
-            x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        h, w = x.shape[2:]
+        pad = max(0, min(self.pre_pad(), h - self.align, w - self.align))  # reflection needs pixels to mirror
+        pad_h, pad_w = (-(h + 2 * pad)) % self.align, (-(w + 2 * pad)) % self.align
+        if pad or pad_h or pad_w:  # reflect, so the border looks like image rather than a black frame to the network
+            x = torch.nn.functional.pad(x, (pad, pad + pad_w, pad, pad + pad_h), mode="reflect")
         out = tiled_forward(
             x, fn, self.scale, tile, overlap, self.batch, progress, cancel,
             out_dtype=out_dtype, finish=finish, align=self.align,
         )  # fmt: skip
-        h, w = (x.shape[2] - pad_h) * self.scale, (x.shape[3] - pad_w) * self.scale
-        return out[:, :, :h, :w]
+        top, s = pad * self.scale, self.scale
+        return out[:, :, top : top + h * s, top : top + w * s]
 
     def upscale_array(self, x: np.ndarray, tile: int | None = None) -> np.ndarray:
         """H x W x 3 float32 in [0, 1] -> the network's output, clamped to [0, 1], float32 (for evaluation)."""

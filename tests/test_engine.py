@@ -1,6 +1,7 @@
 """The engine on a tiny real pair: in-place alpha, tiled output against the interpolated network, picture modes,
 premultiplied alpha, 16 bit, progress and cancel, settings. Engines compared with a by-hand fp32 reference are
-asked for fp32 (`auto` is bf16 on a CPU that has it: tests/test_precision.py)."""
+asked for fp32 (`auto` is bf16 on a CPU that has it: tests/test_precision.py) and, where a blend has its GAN end in
+it, for no pre-pad (the reflection around the image has its own test here)."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import torch
 
 import esrgan.models.torch_runner
 from esrgan.models.checkpoints import build_generator, read_state_dict
-from esrgan.models.engine import Cancelled, Engine, EngineSettings, resolve_precision
+from esrgan.models.engine import PRE_PAD, Cancelled, Engine, EngineSettings, resolve_precision
 from esrgan.models.images import Picture
 from esrgan.models.interpolate import interpolate_state_dicts
 from esrgan.models.rrdbnet import RRDBConfig
@@ -16,7 +17,7 @@ from esrgan.models.rrdbnet import RRDBConfig
 
 @pytest.fixture()
 def engine(random_pair):
-    e = Engine.from_pair(*random_pair, EngineSettings(device="cpu", tile=32, overlap=8, precision="fp32"))
+    e = Engine.from_pair(*random_pair, EngineSettings(device="cpu", tile=32, overlap=8, precision="fp32", pre_pad=0))
     e.set_alpha(0.4)
     return e
 
@@ -61,6 +62,27 @@ def test_tiled_output_matches_the_interpolated_network_on_the_whole_image(engine
     assert tiled.shape == (192, 240, 3)
     np.testing.assert_allclose(whole, reference(random_pair, alpha, x), atol=1e-5)
     assert psnr(tiled, whole) > 60
+
+
+def test_a_blend_with_its_gan_end_is_reflect_padded_around_the_image_and_cropped(random_pair):
+    e = Engine.from_pair(*random_pair, EngineSettings(device="cpu", tile=32, overlap=8, precision="fp32"))
+    x = smooth_image(24, 28)
+    e.set_alpha(0.0)  # the PSNR network alone handles its border better unpadded
+    assert e.pre_pad() == 0
+    np.testing.assert_allclose(e.upscale_array(x, tile=128), reference(random_pair, 0.0, x), atol=1e-5)
+    e.set_alpha(0.7)
+    assert e.pre_pad() == PRE_PAD > 0
+    p, s = PRE_PAD, e.scale
+    padded = np.pad(x, ((p, p), (p, p), (0, 0)), mode="reflect")
+    whole = e.upscale_array(x, tile=128)
+    assert whole.shape == (96, 112, 3)
+    np.testing.assert_allclose(whole, reference(random_pair, 0.7, padded)[p * s : -p * s, p * s : -p * s], atol=1e-5)
+    assert psnr(e.upscale_array(x), whole) > 60  # tiled the same way
+    rgba = e.upscale(Picture(smooth_image(20, 28, 4), bits=16))  # pictures are cropped back the same way
+    assert rgba.mode == "RGBA" and rgba.pixels.shape == (80, 112, 4) and rgba.pixels.dtype == np.uint16
+    forced = Engine.from_pair(*random_pair, EngineSettings(device="cpu", precision="fp32", pre_pad=0))
+    forced.set_alpha(0.7)
+    np.testing.assert_allclose(forced.upscale_array(x), reference(random_pair, 0.7, x), atol=1e-5)
 
 
 def test_a_pair_needs_an_alpha_and_a_single_file_refuses_one(random_pair):
@@ -132,7 +154,15 @@ def test_a_model_that_pixel_unshuffles_gets_reflect_padded_and_aligned_tiles(tmp
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"backend": "tensorrt"}, {"precision": "fp8"}, {"device": "tpu"}, {"tile": 0}, {"batch": -1}, {"overlap": -2}],
+    [
+        {"backend": "tensorrt"},
+        {"precision": "fp8"},
+        {"device": "tpu"},
+        {"tile": 0},
+        {"batch": -1},
+        {"overlap": -2},
+        {"pre_pad": -1},
+    ],
 )
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError):

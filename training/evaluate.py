@@ -128,8 +128,10 @@ def evaluate(
         raise ValueError(f"gray must be 'raw' or 'rgb', not {gray!r}")
     alphas = sorted({check_alpha(a) for a in alphas} | {0.0, 1.0})
     paths = hr_images(data_dir)
-    # fp32 everywhere: the metrics should not move with the GPU's half-precision rounding
-    engine = Engine.from_pair(psnr_path, gan_path, EngineSettings(device=device, tile=tile, precision="fp32"))
+    # fp32 everywhere: the metrics should not move with the GPU's half-precision rounding; no pre-pad: the networks'
+    # own borders are scored, as published tables score them (the product's pre-pad: models/engine.py PRE_PAD)
+    settings = EngineSettings(device=device, tile=tile, precision="fp32", pre_pad=0)
+    engine = Engine.from_pair(psnr_path, gan_path, settings)
     scale = engine.scale
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "crops").mkdir(exist_ok=True)
