@@ -69,6 +69,7 @@ class JobParams:
     alpha: float
     format: str
     tile: int | None = None
+    size: tuple[int, int] | None = None  # (width, height) the network's result is resized to; None: its own scale
 
 
 class JobInfo(BaseModel):
@@ -78,6 +79,9 @@ class JobInfo(BaseModel):
     alpha: float
     format: str
     tile: int | None = None
+    scale: float | None = None  # the output scale asked for (`?scale=`); None: the model's own, unless width/height
+    width: int | None = None  # the output width or height asked for (`?width=`, `?height=`), aspect ratio kept
+    height: int | None = None
     filename: str  # the download name, derived from (but never used as) the client's file name
     input: Size
     output: Size
@@ -93,11 +97,13 @@ class JobInfo(BaseModel):
 
     @property
     def params(self) -> JobParams:
-        return JobParams(model=self.model, alpha=self.alpha, format=self.format, tile=self.tile)
+        resized = (self.scale, self.width, self.height) != (None, None, None)
+        size = (self.output.width, self.output.height) if resized else None
+        return JobParams(model=self.model, alpha=self.alpha, format=self.format, tile=self.tile, size=size)
 
 
 # The fields fixed when a job is submitted; a queue stores them and adds state, progress and timings.
-SUBMITTED = {"model", "alpha", "format", "tile", "filename", "input", "output"}
+SUBMITTED = {"model", "alpha", "format", "tile", "scale", "width", "height", "filename", "input", "output"}
 
 
 class JobQueue(Protocol):

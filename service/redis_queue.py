@@ -81,11 +81,11 @@ class RedisJobs:
         self._call(self.redis.ping)
 
     def submit(self, job_id: str, info: JobInfo) -> None:
-        """Queue `run_upscale(job_id, alpha, model, format, tile)`; retried once if its worker dies."""
+        """Queue `run_upscale(job_id, alpha, model, format, tile, size)`; retried once if its worker dies."""
         self._call(
             self.queue.enqueue,
             run_upscale,
-            args=(job_id, info.alpha, info.model, info.format, info.tile),
+            args=(job_id, info.alpha, info.model, info.format, info.tile, info.params.size),
             job_id=job_id,
             meta=job_meta(info),
             retry=Retry(max=1),

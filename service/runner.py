@@ -13,6 +13,7 @@ import torch
 
 from esrgan.models.engine import Cancelled, Engine, EngineSettings
 from esrgan.models.images import read_image, write_image
+from esrgan.models.resize import resize
 from esrgan.service.job import INPUT, CancelCheck, JobParams, ProgressReport, result_name
 from esrgan.service.pairs import pair_paths
 from esrgan.service.settings import Settings
@@ -85,5 +86,7 @@ class JobRunner:
             result = engine.upscale(picture, progress=progress, cancel=cancel, tile=params.tile)
         except Cancelled:
             return False
+        if params.size is not None:
+            result = resize(result, *params.size)  # rebinding frees the full-size result before encoding
         self.storage.put(job_id, result_name(params.format), write_image(result, params.format))
         return True

@@ -45,8 +45,10 @@ def start_runner(settings: Settings) -> None:
     _runner = JobRunner.load(settings, Storage(settings.storage_dir))
 
 
-def run_upscale(job_id: str, alpha: float, model: str, fmt: str, tile: int | None) -> None:
-    """Upscale one stored upload at `alpha` with this worker's runner.
+def run_upscale(
+    job_id: str, alpha: float, model: str, fmt: str, tile: int | None, size: tuple[int, int] | None = None
+) -> None:
+    """Upscale one stored upload at `alpha` with this worker's runner (resized to `size`, if given).
 
     Progress goes to `job.meta["progress"]` ({done, total} tiles of this attempt), attempts to `job.meta["attempts"]`,
     and a job stopped by its cancel key gets `job.meta[CANCELLED]`.
@@ -68,7 +70,7 @@ def run_upscale(job_id: str, alpha: float, model: str, fmt: str, tile: int | Non
         return bool(redis.exists(cancel_key(job_id)))
 
     started = time.monotonic()
-    params = JobParams(model=model, alpha=alpha, format=fmt, tile=tile)
+    params = JobParams(model=model, alpha=alpha, format=fmt, tile=tile, size=size)
     if runner.run(job_id, params, progress=progress, cancel=cancel):
         RedisStats(redis).record_duration(time.monotonic() - started)
     else:

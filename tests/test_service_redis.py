@@ -78,6 +78,15 @@ def test_two_workers_share_a_queue(client, workers, redis_url: str) -> None:
     assert "esrgan_workers 2.0" in metrics and "esrgan_queue_up 1.0" in metrics
 
 
+def test_the_output_scale_reaches_the_worker(client, workers) -> None:
+    """The size a job asked for crosses to an `esrgan worker` process with the job, and its result has that size."""
+    wait_until(lambda: client.get("/readyz").json().get("workers") == 2, 90, "two workers to register")
+    for params, size in (({"scale": 2.5}, (50, 30)), ({"width": 30}, (30, 18))):
+        job = wait_job(client, upload(client, png_bytes(20, 12, seed=40), **params))
+        assert job["state"] == "finished" and job["output"] == {"width": size[0], "height": size[1]}, job
+        assert image_size(client.get(job["result_url"]).content) == size
+
+
 def test_cancel_queued_and_running_jobs(client, workers, tmp: Path) -> None:
     running = [upload(client, png_bytes(160, 160, seed=s), model="slow", tile=32) for s in (10, 11)]
     queued = upload(client, png_bytes(16, 16, seed=12))  # behind two slow jobs on two workers

@@ -10,10 +10,12 @@ from esrgan.models.images import EXTENSIONS, FORMATS
 from esrgan.service.job import JobInfo, JobState
 
 
-def download_name(client_name: str | None, fmt: str, scale: int) -> str:
-    """`photo_x4.png` from the client's `photo.jpg`: used in Content-Disposition only, never as a storage path."""
+def download_name(client_name: str | None, fmt: str, scale: float, size: tuple[int, int] | None = None) -> str:
+    """`photo_x4.png` (or `photo_x2.5.png`) from the client's `photo.jpg`, or `photo_1000x750.png` for a job that
+    asked for a width or height (`size`, the output's): used in Content-Disposition only, never as a storage path."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(client_name or "").stem).strip("._-")[:64] or "image"
-    return f"{stem}_x{scale}{EXTENSIONS[fmt]}"
+    tag = f"{size[0]}x{size[1]}" if size else f"x{scale:g}"
+    return f"{stem}_{tag}{EXTENSIONS[fmt]}"
 
 
 def with_urls(request: Request, info: JobInfo) -> JobInfo:

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from esrgan.models.images import FORMATS
+from esrgan.models.resize import ScaleError, output_size
 from esrgan.service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep, StorageDep
 from esrgan.service.job import INPUT, TERMINAL, JobInfo, JobState, QueueUnavailable, Size, result_name
 from esrgan.service.routes.errors import ERRORS
@@ -45,6 +46,12 @@ async def upscale(
     model: Annotated[str | None, Query(description="A pair from GET /models; default: the server's first")] = None,
     fmt: Annotated[Format, Query(alias="format", description="Encoding of the result")] = "png",
     tile: Annotated[int | None, Query(ge=16, le=4096, description="Tile size in input pixels")] = None,
+    scale: Annotated[
+        float | None,
+        Query(allow_inf_nan=False, description="Output scale in (1, the model's scale]; default: the model's"),
+    ] = None,
+    width: Annotated[int | None, Query(ge=1, description="Output width; the height keeps the aspect ratio")] = None,
+    height: Annotated[int | None, Query(ge=1, description="Output height; the width keeps the aspect ratio")] = None,
     wait: Annotated[bool, Query(description="Answer with the image itself once the job finishes")] = False,
 ) -> Response:
     """Queue an upscaling job (202 with its id and URLs), or with `wait=true` wait for it and answer the image."""
@@ -59,6 +66,10 @@ async def upscale(
         limit = settings.max_upload_bytes / MB
         raise HTTPException(413, f"The upload is larger than this server accepts ({limit:g} MB).")
     size = await run_in_threadpool(upload_size, data, settings.max_pixels)
+    try:
+        out_w, out_h = output_size(size.width, size.height, pair.scale, scale, width, height)
+    except ScaleError as exc:
+        raise HTTPException(422, f"Model {model!r}: {exc}.") from exc
     job_id = uuid4().hex
     info = JobInfo(
         id=job_id,
@@ -67,9 +78,12 @@ async def upscale(
         alpha=settings.default_alpha if alpha is None else alpha,
         format=fmt,
         tile=tile,
-        filename=download_name(file.filename, fmt, pair.scale),
+        scale=scale,
+        width=width,
+        height=height,
+        filename=download_name(file.filename, fmt, scale or pair.scale, (out_w, out_h) if width or height else None),
         input=size,
-        output=Size(width=size.width * pair.scale, height=size.height * pair.scale),
+        output=Size(width=out_w, height=out_h),
     )
     await run_in_threadpool(storage.put, job_id, INPUT, data)
     try:
