@@ -1,8 +1,8 @@
 """Pixels in and out: decode any common image into float [0, 1] channels, and encode the result faithfully.
 
-Kept from the input: EXIF orientation (applied to the pixels), the ICC profile (carried to the output), grey vs colour,
-transparency, and 16-bit depth (through to a 16-bit PNG). Pillow decodes everything except 16-bit colour PNGs, which
-it truncates to 8 bit: those go through pypng, and 16-bit PNGs are written here with numpy and zlib.
+Kept from the input: EXIF orientation (applied to the pixels exactly once), the ICC profile (carried to the output),
+grey vs colour, transparency, and 16-bit depth (through to a 16-bit PNG). Pillow decodes everything except 16-bit colour
+PNGs, which it truncates to 8 bit: those go through pypng, and 16-bit PNGs are written here with numpy and zlib.
 Every failure on input is an `ImageError` whose message can be shown to a person as it is.
 """
 
@@ -24,6 +24,10 @@ MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channel count -> mode; alpha i
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}  # what a folder of images holds
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ORIENTATION = 0x0112  # the EXIF tag
+TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+# The largest side each encoder can write (libwebp's 16383, JPEG's 16-bit header fields); PNG has no practical limit.
+MAX_SIDE = {"webp": 16383, "jpeg": 65535}
 # EXIF orientation -> numpy equivalent of what PIL.ImageOps.exif_transpose does (rot90 is counter-clockwise).
 _ORIENT = {
     2: lambda a: a[:, ::-1],
@@ -42,6 +46,29 @@ class ImageError(ValueError):
 
 class ImageTooLarge(ImageError):
     """A readable image with more pixels than allowed (or a decompression bomb): the service answers 413 for it."""
+
+
+def encoder_limit(fmt: str, width: int, height: int) -> str | None:
+    """Why `fmt` cannot hold a `width` x `height` image (a sentence that suggests PNG), or None when it can."""
+    limit = MAX_SIDE.get(fmt)
+    if limit is None or max(width, height) <= limit:
+        return None
+    name = "JPEG" if fmt == "jpeg" else "WebP"
+    return (
+        f"a {width}x{height} result is too large for {name}, whose images are at most {limit:,} pixels on a side; "
+        "ask for format=png"
+    )
+
+
+def pending_orientation(im: Image.Image) -> int:
+    """The EXIF orientation still to apply to `im`'s pixels, read after `im.load()`.
+
+    Some decoders turn the pixels themselves and then drop the tag (Pillow's TIFF plugin, whose `size` is already
+    turned when the file opens); the others (JPEG, PNG's eXIf, WebP) leave both to us. Reading the tag after loading
+    gives each orientation exactly one application, whatever the format.
+    """
+    orientation = im.getexif().get(ORIENTATION, 1)
+    return orientation if orientation in _ORIENT else 1
 
 
 @dataclass
@@ -147,14 +174,14 @@ def read_image(source: Path | str | bytes, max_pixels: int = 64_000_000) -> Pict
             if w * h > max_pixels:
                 raise ImageTooLarge(f"{name}: {w}x{h} is {w * h:,} pixels, more than the limit of {max_pixels:,}")
             icc = im.info.get("icc_profile") or None
-            orientation = im.getexif().get(0x0112, 1)
             if _png16_header(data):
-                arr, bits = _decode_png16(data), 16
+                arr, bits = _decode_png16(data), 16  # Pillow neither loads these pixels nor turns them
             else:
                 im.load()
                 if im.mode in ("CMYK", "LAB", "HSV"):
                     icc = None  # that profile describes the source space, not the RGB we convert to
                 arr, bits = _pil_to_array(im)
+            orientation = pending_orientation(im)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -163,7 +190,7 @@ def read_image(source: Path | str | bytes, max_pixels: int = 64_000_000) -> Pict
         raise ImageError(f"{name}: not an image, or not a format we read (PNG, JPEG, WebP, BMP, TIFF)") from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, png.Error) as exc:
         raise ImageError(f"{name}: the image is broken or truncated ({exc})") from exc
-    if orientation in _ORIENT:
+    if orientation != 1:
         arr = _ORIENT[orientation](arr)
     top = 65535.0 if bits == 16 else 255.0
     return Picture(pixels=np.ascontiguousarray(arr, dtype=np.float32) / np.float32(top), bits=bits, icc=icc)
@@ -202,6 +229,8 @@ def write_image(picture: Picture, fmt: str = "png", quality: int = 95) -> bytes:
         fmt = "jpeg"
     if fmt not in FORMATS:
         raise ImageError(f"cannot write {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if reason := encoder_limit(fmt, picture.width, picture.height):
+        raise ImageError(f"cannot encode the result: {reason}")
     arr = picture.as_int()
     if fmt == "png" and arr.dtype == np.uint16:
         return _encode_png16(arr, picture.icc)

@@ -6,9 +6,18 @@ import zlib
 import numpy as np
 import png
 import pytest
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms
 
-from esrgan.models.images import FORMATS, ImageError, ImageTooLarge, Picture, read_image, write_image
+from esrgan.models.images import (
+    FORMATS,
+    MAX_SIDE,
+    ImageError,
+    ImageTooLarge,
+    Picture,
+    encoder_limit,
+    read_image,
+    write_image,
+)
 
 
 def encode(im: Image.Image, fmt: str, **kw) -> bytes:
@@ -49,14 +58,62 @@ def test_unknown_output_format_is_refused():
         write_image(Picture(np.zeros((2, 2, 3), np.float32)), "gif")
 
 
-@pytest.mark.parametrize("orientation", range(1, 9))
-def test_exif_orientation_is_applied_like_pillow_does(orientation):
-    im = Image.fromarray(rgb(10, 16))
+# How each EXIF orientation turns the stored pixels into the picture a person sees, in Pillow's words (its transpose
+# is written independently of our numpy one).
+TO_DISPLAY = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def with_orientation(im: Image.Image, fmt: str, orientation: int) -> bytes:
+    """`im` stored as it is, tagged with `orientation` where each format keeps it (a TIFF tag; EXIF otherwise:
+    JPEG's APP1, PNG's eXIf chunk, WebP's EXIF chunk); orientation 0 writes no tag."""
+    lossless = {"lossless": True} if fmt == "WEBP" else {}
+    if not orientation:
+        return encode(im, fmt, **lossless)
+    if fmt == "TIFF":
+        return encode(im, fmt, tiffinfo={0x0112: orientation})
     exif = Image.Exif()
     exif[0x0112] = orientation
-    pic = read_image(encode(im, "PNG", exif=exif.tobytes()))
-    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(encode(im, "PNG", exif=exif.tobytes())))))
+    return encode(im, fmt, exif=exif.tobytes(), **lossless)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF", "PNG", "WEBP"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_each_orientation_is_applied_exactly_once_in_every_format(fmt, orientation):
+    """Pillow turns a TIFF itself when it loads it (and drops the tag); JPEG, PNG and WebP are left to us: either way
+    the picture comes out turned once, pixel for pixel. The reference is the untagged file's own decode (JPEG is
+    lossy, the others exact), turned by Pillow."""
+    stored = Image.fromarray(rgb(10, 16))  # not square: a transposing orientation must swap the sides
+    untagged = Image.open(io.BytesIO(with_orientation(stored, fmt, 0))).convert("RGB")
+    expected = np.asarray(untagged.transpose(TO_DISPLAY[orientation]) if orientation > 1 else untagged)
+    pic = read_image(with_orientation(stored, fmt, orientation))
     np.testing.assert_array_equal((pic.pixels * 255).round().astype(np.uint8), expected)
+
+
+@pytest.mark.parametrize("orientation", [3, 6])
+def test_orientation_of_a_16_bit_png_is_applied_once(orientation):
+    """16-bit colour PNGs are decoded by pypng, not Pillow: the eXIf orientation still applies, once."""
+    stored = np.random.default_rng(1).integers(0, 65536, (6, 9, 3), dtype=np.uint16)
+    writer = png.Writer(9, 6, greyscale=False, bitdepth=16)
+    out = io.BytesIO()
+    writer.write_array(out, stored.reshape(-1))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    body = exif.tobytes()
+    chunk = len(body).to_bytes(4, "big") + b"eXIf" + body + zlib.crc32(b"eXIf" + body).to_bytes(4, "big")
+    data = out.getvalue()
+    data = data[:33] + chunk + data[33:]  # after IHDR (8 + 25 bytes), before the pixel data
+    pic = read_image(data)
+    expected = np.rot90(stored, 2) if orientation == 3 else np.rot90(stored, -1)
+    assert pic.bits == 16
+    np.testing.assert_array_equal((pic.pixels * 65535).round().astype(np.uint16), expected)
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
@@ -160,3 +217,16 @@ def test_decompression_bomb_is_refused_from_the_header_before_decoding():
     assert len(data) < 1_000_000
     with pytest.raises(ImageTooLarge, match="more than the limit"):
         read_image(data)
+
+
+@pytest.mark.parametrize(("fmt", "limit"), [("webp", 16383), ("jpeg", 65535)])
+def test_results_past_an_encoders_side_limit_are_refused_naming_the_limit(fmt, limit):
+    """The encoder's limit is known before any work (the API refuses with it at submit time); write_image says the
+    same in words instead of the encoder's `encoding error 5`."""
+    assert encoder_limit(fmt, limit, 1) is None and encoder_limit("png", limit + 1, limit + 1) is None
+    reason = encoder_limit(fmt, 1, limit + 1)
+    assert reason is not None and f"{limit:,} pixels" in reason and "format=png" in reason
+    with pytest.raises(ImageError, match=f"at most {limit:,} pixels on a side"):
+        write_image(Picture(np.zeros((1, limit + 1, 3), np.uint8)), fmt)
+    at_limit = Image.open(io.BytesIO(write_image(Picture(np.zeros((1, MAX_SIDE["webp"], 3), np.uint8)), fmt)))
+    assert at_limit.size == (MAX_SIDE["webp"], 1)
