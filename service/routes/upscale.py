@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from esrgan.models.images import FORMATS
+from esrgan.models.images import FORMATS, encoder_limit
 from esrgan.models.resize import ScaleError, output_size
 from esrgan.service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep, StorageDep
 from esrgan.service.job import INPUT, TERMINAL, JobInfo, JobState, QueueUnavailable, Size, result_name
@@ -70,6 +70,8 @@ async def upscale(
         out_w, out_h = output_size(size.width, size.height, pair.scale, scale, width, height)
     except ScaleError as exc:
         raise HTTPException(422, f"Model {model!r}: {exc}.") from exc
+    if reason := encoder_limit(fmt, out_w, out_h):  # known now, not after the work
+        raise HTTPException(422, f"Cannot encode the result: {reason}.")
     job_id = uuid4().hex
     info = JobInfo(
         id=job_id,
