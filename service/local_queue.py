@@ -158,4 +158,6 @@ class LocalJobs:
                 self.stats_store.record_duration(time.monotonic() - started)
             state, error = (JobState.FINISHED if stored else JobState.CANCELLED), None
         with self._cond:
+            if state == JobState.FINISHED and job_id in self._cancelled:  # cancelled after the runner's last check
+                state = JobState.CANCELLED
             info.state, info.error, info.ended_at = state, error, datetime.now(UTC)

@@ -110,8 +110,8 @@ class RedisJobs:
         if job is None or not job.meta.keys() >= SUBMITTED:  # not one of ours
             return None
         state = STATES.get(job.get_status(refresh=False), JobState.QUEUED)
-        if state == JobState.FINISHED and job.meta.get(CANCELLED):
-            state = JobState.CANCELLED
+        if state == JobState.FINISHED and (job.meta.get(CANCELLED) or self.redis.exists(cancel_key(job_id))):
+            state = JobState.CANCELLED  # stopped by its cancel key, or cancelled after the runner's last check
         error = None
         if state == JobState.FAILED:
             result = job.latest_result()

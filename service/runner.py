@@ -75,7 +75,9 @@ class JobRunner:
         """Upscale the stored upload of `job_id` and store its result.
 
         Returns:
-            True when the result is stored, False when `cancel()` stopped the job (nothing is stored then).
+            True when the result is stored, False when `cancel()` stopped the job (nothing is stored then). The
+            last check comes after the forward and the encoding, just before the result is stored; the queue treats
+            a cancel that arrives after it as a cancel too (a cancelled job never ends finished).
         """
         if cancel():
             return False
@@ -88,5 +90,8 @@ class JobRunner:
             return False
         if params.size is not None:
             result = resize(result, *params.size)  # rebinding frees the full-size result before encoding
-        self.storage.put(job_id, result_name(params.format), write_image(result, params.format))
+        encoded = write_image(result, params.format)
+        if cancel():  # cancelled during the last tile or the encoding (a one-tile job has no later tile boundary)
+            return False
+        self.storage.put(job_id, result_name(params.format), encoded)
         return True
