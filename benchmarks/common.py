@@ -1,12 +1,16 @@
-"""What the benchmarks share: the two network sizes, Real-ESRGAN's plain tiled way, the 8-bit PSNR,
-timers that wait for the GPU, and the measured rate of the 3x3 conv that makes up most of RRDBNet's work.
+"""What the benchmarks share: the machine line atop each run, the two network sizes, Real-ESRGAN's plain tiled way,
+the 8-bit PSNR, timers that wait for the GPU, and the measured rate of the 3x3 conv that makes up most of RRDBNet's
+work.
 
 Device-agnostic on purpose: benchmarks/engine.py runs these on the CPU, benchmarks/gpu_check.py on CUDA (and on the
 CPU in its quick mode), so one definition of "the plain approach" serves both.
 """
 
+import os
+import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +21,21 @@ from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 PAPER = RRDBConfig()  # nf 64, nb 23, gc 32
 COMPACT = RRDBConfig(nf=32, nb=6, gc=16)  # the embedded default pair's architecture
 MFLOP_PER_INPUT_PX = 35.85  # paper-size RRDBNet, FACTS.md (17.93 M multiply-adds); conv_flops_per_input_px counts it
+
+
+def machine_line() -> str:
+    """Architecture, cores, `lscpu`'s CPU family (25 and 26 are both "AMD EPYC", at very different speeds: compare
+    figures only within one run), the bf16 flags, torch and its threads, the load, the time: printed atop every run."""
+    from esrgan.models.engine import cpu_flags
+
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    family = next((line.partition(":")[2].strip() for line in info.splitlines() if line.startswith("cpu family")), "?")
+    bf16 = " ".join(flag for flag in cpu_flags().split() if "bf16" in flag) or "none"
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, CPU family {family}, bf16 flags: {bf16}, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}, "
+        + time.strftime("%F %H:%M")
+    )
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

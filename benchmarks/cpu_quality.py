@@ -10,15 +10,13 @@ default: bf16 against fp32 output of the same engine, tiles and alpha, at both e
 """
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import psnr
-from esrgan.models.engine import Engine, EngineSettings, cpu_flags
+from benchmarks.common import machine_line, psnr
+from esrgan.models.engine import Engine, EngineSettings
 from esrgan.models.registry import PAIRS, resolve_pair
 from esrgan.training.bicubic import downscale_uint8
 from esrgan.training.evaluate import load_hr, modcrop, to_uint8
@@ -27,20 +25,6 @@ from esrgan.training.metrics import luminance
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SCALE = 4
 BAND = 8  # output pixels along each border
-
-
-def cpu_family() -> str:
-    """`lscpu`'s CPU family (25 and 26 share the name "AMD EPYC" but not their speed)."""
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    family = next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith("cpu family")), "?")
-    return f"CPU family {family}, bf16 flags: {' '.join(f for f in cpu_flags().split() if 'bf16' in f) or 'none'}"
-
-
-def machine_line() -> str:
-    return (
-        f"{platform.machine()}, {os.cpu_count()} cores, {cpu_family()}, load {os.getloadavg()[0]:.1f}, "
-        + time.strftime("%F %H:%M")
-    )
 
 
 def photos() -> list[tuple[str, np.ndarray, np.ndarray]]:
