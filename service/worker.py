@@ -15,8 +15,10 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker, get_current_job
 from rq.job import Job
 from rq.queue import Queue
+from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
+from esrgan.models.images import ImageError
 from esrgan.service.job import JobParams, JobState, cancel_key
 from esrgan.service.metrics import RedisStats
 from esrgan.service.settings import Settings, get_settings
@@ -78,9 +80,24 @@ def run_upscale(
         job.save_meta()
 
 
+# Failures a retry would only repeat: the input cannot be decoded, the result cannot be encoded, the job outran its
+# timeout. RQ's Retry applies to any exception; ours (Retry(max=1) at submit) is meant for a worker that died.
+FINAL_FAILURES = (ImageError, JobTimeoutException)
+
+
 def count_failure(job: Job, *exc_info: Any) -> bool:
     """RQ exception handler: count the failed execution in the shared stats, then let RQ go on."""
     RedisStats(job.connection).record_failure()
+    return True
+
+
+def final_failure(job: Job, exc_type: type[BaseException] | None, *exc_info: Any) -> bool:
+    """RQ exception handler, run before RQ decides on a retry: a deterministic failure has no retries left.
+
+    A dead worker's job reaches the handlers as AbandonedJobError (from registry cleanup) and keeps its retry.
+    """
+    if exc_type is not None and issubclass(exc_type, FINAL_FAILURES):
+        job.retries_left = 0
     return True
 
 
@@ -100,7 +117,7 @@ class EsrganWorker(SimpleWorker):
         kwargs.setdefault("job_monitoring_interval", beat)
         kwargs.setdefault("worker_ttl", 3 * beat + 15)  # an idle worker wakes (and maintains) every 3 beats
         kwargs.setdefault("maintenance_interval", 3 * beat)
-        kwargs.setdefault("exception_handlers", [count_failure])
+        kwargs.setdefault("exception_handlers", [count_failure, final_failure])
         super().__init__(*args, **kwargs)
         start_runner(settings)  # before registering: a live worker always has its weights loaded
 
