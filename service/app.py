@@ -23,7 +23,7 @@ from esrgan.service.middleware import ApiKeyGate, UploadLimit
 from esrgan.service.pairs import load_catalog
 from esrgan.service.routes import errors, health, jobs, models, pages, upscale
 from esrgan.service.settings import MB, Settings, get_settings
-from esrgan.service.storage import Storage
+from esrgan.service.storage import Storage, StorageError, open_storage
 from esrgan.web import STATIC_DIR, TEMPLATES_DIR
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ async def maintain(jobs: JobQueue, storage: Storage, settings: Settings) -> None
         await asyncio.sleep(every)
         try:
             await run_in_threadpool(housekeeping, jobs, storage, settings)
-        except QueueUnavailable as exc:
+        except (QueueUnavailable, StorageError) as exc:
             log.warning("housekeeping skipped: %s", exc)
         except Exception:
             log.exception("housekeeping failed")
@@ -69,7 +69,7 @@ async def maintain(jobs: JobQueue, storage: Storage, settings: Settings) -> None
 def create_app(settings: Settings | None = None) -> FastAPI:
     explicit = settings is not None
     settings = settings or get_settings()
-    storage = Storage(settings.storage_dir)
+    storage = open_storage(settings)
     queue = job_queue(settings, storage)
 
     @asynccontextmanager

@@ -17,7 +17,7 @@ from esrgan.models.resize import resize
 from esrgan.service.job import INPUT, CancelCheck, JobParams, ProgressReport, result_name
 from esrgan.service.pairs import pair_paths
 from esrgan.service.settings import Settings
-from esrgan.service.storage import Storage
+from esrgan.service.storage import Storage, StorageError, put_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,11 @@ class JobRunner:
         """
         if cancel():
             return False
-        picture = read_image(self.storage.read(job_id, INPUT), max_pixels=self.settings.max_pixels)
+        try:
+            upload = self.storage.read(job_id, INPUT)
+        except FileNotFoundError:
+            raise StorageError("this job's upload is no longer in the storage (removed, or expired)") from None
+        picture = read_image(upload, max_pixels=self.settings.max_pixels)
         engine = self.engines.get(params.model)
         engine.set_alpha(params.alpha)
         try:
@@ -93,5 +97,5 @@ class JobRunner:
         encoded = write_image(result, params.format)
         if cancel():  # cancelled during the last tile or the encoding (a one-tile job has no later tile boundary)
             return False
-        self.storage.put(job_id, result_name(params.format), encoded)
+        put_with_retries(self.storage, job_id, result_name(params.format), encoded)  # a store that blinks is retried
         return True

@@ -5,6 +5,7 @@ configures both. Hand them out through `get_settings()`; tests build a `Settings
 """
 
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -33,8 +34,18 @@ class Settings(BaseSettings):
     # Queue: unset means jobs run on worker threads inside the API process (one command, no Redis).
     redis_url: str | None = None
     queue_name: str = "esrgan"
-    # Inputs and results, shared by the API and every worker (a volume in compose).
+    # Inputs and results, shared by the API and every worker (a volume in compose), unless storage_url names another
+    # place: `s3://bucket/prefix` (an S3-compatible object store), `file:///path` or a path (a folder, as storage_dir).
     storage_dir: Path = Path("data/jobs")
+    storage_url: str | None = None
+    # The object store's address for MinIO, R2, Ceph...; unset: AWS S3. Region and credentials come from boto3's own
+    # chain (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws, a host role), never from here.
+    s3_endpoint_url: str | None = None
+    s3_presign_endpoint_url: str | None = None  # the address clients download results from, if not s3_endpoint_url
+    # Seconds a presigned result URL stays valid (GET /jobs/{id}/result redirects there); 0: the API streams results.
+    s3_presign_seconds: int = Field(300, ge=0, le=7 * 24 * 3600)
+    # A folder with less free space than this is not ready, and refuses uploads (results need many times their room).
+    min_free_bytes: int = Field(100 * MB, ge=0)
     # Model pairs, comma-separated. An entry is a registry name (`esrgan-compact-x4`) or `NAME=PSNR_FILE+GAN_FILE`.
     # The first entry is the default for requests that do not name a model.
     weights: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [DEFAULT_PAIR])
@@ -93,6 +104,22 @@ class Settings(BaseSettings):
             raise ValueError("the API key must be at least 16 characters (try `openssl rand -hex 16`)")
         return value
 
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str | None) -> str | None:
+        if value and value.startswith("s3://"):
+            split_s3_url(value)
+        elif value and "://" in value and not value.startswith("file:///"):
+            raise ValueError(f"storage URL {value!r}: use s3://BUCKET/PREFIX, file:///ABSOLUTE/PATH or a path")
+        return value or None
+
+    @field_validator("s3_endpoint_url", "s3_presign_endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must be an http:// or https:// URL")
+        return value or None
+
     @model_validator(mode="after")
     def _safe_cors(self) -> "Settings":
         if "*" in self.cors_origins and self.api_key is not None:
@@ -120,6 +147,14 @@ def parse_weights_entry(item: str) -> WeightsEntry:
         if not Path(path).is_file():
             raise ValueError(f"weights entry {item!r}: {path} is not a file")
     return WeightsEntry(name.strip(), Path(psnr), Path(gan))
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    """`s3://bucket/some/prefix` -> ("bucket", "some/prefix"); ValueError for a URL without a valid bucket name."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise ValueError(f"storage URL {url!r}: the bucket must be 3-63 lower-case letters, digits, dots or hyphens")
+    return bucket, prefix.strip("/")
 
 
 @lru_cache

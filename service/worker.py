@@ -22,7 +22,7 @@ from esrgan.models.images import ImageError
 from esrgan.service.job import JobParams, JobState, cancel_key
 from esrgan.service.metrics import RedisStats
 from esrgan.service.settings import Settings, get_settings
-from esrgan.service.storage import Storage
+from esrgan.service.storage import open_storage
 
 if TYPE_CHECKING:
     from esrgan.service.runner import JobRunner
@@ -44,7 +44,7 @@ def start_runner(settings: Settings) -> None:
     from esrgan.service.runner import JobRunner, set_threads
 
     set_threads(settings)
-    _runner = JobRunner.load(settings, Storage(settings.storage_dir))
+    _runner = JobRunner.load(settings, open_storage(settings))
 
 
 def run_upscale(

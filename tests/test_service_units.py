@@ -23,7 +23,7 @@ from esrgan.service.redis_queue import describe_failure
 from esrgan.service.routes.responses import download_name
 from esrgan.service.runner import set_threads
 from esrgan.service.settings import Settings, WeightsEntry
-from esrgan.service.storage import Storage
+from esrgan.service.storage_dir import DirectoryStorage
 from esrgan.service.uploads import upload_size
 
 JOB = "0123456789abcdef0123456789abcdef"
@@ -83,7 +83,7 @@ def test_settings_refuse_any_origin_with_a_key() -> None:
 
 
 def test_storage_keys_stay_inside(tmp_path: Path) -> None:
-    storage = Storage(tmp_path / "jobs")
+    storage = DirectoryStorage(tmp_path / "jobs")
     for job_id, name in [("../x", "input"), (JOB, "../../etc/passwd"), (JOB, "a/b"), ("ABC", "input"), (JOB, "")]:
         with pytest.raises(ValueError, match="not a storage key"):
             storage.path_for(job_id, name)
@@ -91,7 +91,7 @@ def test_storage_keys_stay_inside(tmp_path: Path) -> None:
 
 
 def test_storage_put_is_atomic_and_expire_keeps_running_jobs(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+    storage = DirectoryStorage(tmp_path)
     other = "f" * 32
     storage.put(JOB, "input", b"abc")
     storage.put(other, "input", b"def")

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from esrgan.service.job import QueueUnavailable
+from esrgan.service.storage import StorageError
 
 
 class ErrorBody(BaseModel):
@@ -20,7 +21,7 @@ ERRORS: dict[int | str, dict] = {
     413: {"model": ErrorBody, "description": "Upload larger than the size limit, or an image over the pixel limit"},
     415: {"model": ErrorBody, "description": "Not an image this server can read"},
     422: {"model": ErrorBody, "description": "Bad parameter (alpha outside [0, 1], unknown model...)"},
-    503: {"model": ErrorBody, "description": "The job queue is unreachable"},
+    503: {"model": ErrorBody, "description": "The job queue or the storage is unavailable"},
 }
 
 
@@ -44,6 +45,10 @@ def install(app: FastAPI) -> None:
     async def queue_down(request: Request, exc: QueueUnavailable) -> JSONResponse:
         return JSONResponse({"detail": f"The job queue is unavailable, try again later ({exc})."}, status_code=503)
 
+    async def storage_down(request: Request, exc: StorageError) -> JSONResponse:
+        return JSONResponse({"detail": f"The storage is unavailable, try again later ({exc})."}, status_code=503)
+
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(QueueUnavailable, queue_down)
+    app.add_exception_handler(StorageError, storage_down)

@@ -1,12 +1,14 @@
-"""GET /healthz (the process answers), GET /readyz (queue reachable, weights loaded, a worker alive), GET /metrics."""
+"""GET /healthz (the process answers), GET /readyz (queue and storage usable, weights loaded, a worker alive),
+GET /metrics."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from esrgan.service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep
+from esrgan.service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep, StorageDep
 from esrgan.service.routes.errors import ERRORS
 from esrgan.service.settings import Settings
+from esrgan.service.storage import StorageError
 
 router = APIRouter(tags=["health"])
 
@@ -29,18 +31,24 @@ def network_precision(settings: Settings) -> str:
 
 
 @router.get("/readyz", responses={503: ERRORS[503]})
-def readyz(settings: SettingsDep, jobs: JobsDep, catalog: CatalogDep) -> JSONResponse:
-    """Ready to take jobs: the queue answers, the default pair's weights load, and at least one worker is alive."""
+def readyz(settings: SettingsDep, jobs: JobsDep, storage: StorageDep, catalog: CatalogDep) -> JSONResponse:
+    """Ready to take jobs: the queue answers, the storage takes a write (and has room), the default pair's weights
+    load, and at least one worker is alive."""
     jobs.ping()
     workers = jobs.workers()
     default = catalog[settings.default_model]
     body = {
         "queue": "redis" if settings.redis_url else "in-process",
+        "storage": storage.kind,
         "workers": workers,
         "queue_depth": jobs.depth(),
         "weights": default.available,
         "precision": network_precision(settings),
     }
+    try:
+        storage.check()
+    except StorageError as exc:
+        return JSONResponse({"detail": f"The storage cannot take new jobs: {exc}.", **body}, 503)
     if not default.available:
         return JSONResponse({"detail": f"The default model cannot be loaded: {default.error}", **body}, 503)
     if workers == 0:

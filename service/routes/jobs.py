@@ -1,11 +1,13 @@
 """GET /jobs/{id} (status and progress), GET /jobs/{id}/result (the image), DELETE /jobs/{id} (cancel or remove)."""
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from esrgan.models.images import FORMATS
 from esrgan.service.deps import ApiKey, JobsDep, StorageDep
-from esrgan.service.job import TERMINAL, JobInfo, JobState, result_name
+from esrgan.service.job import TERMINAL, JobInfo, JobState
 from esrgan.service.routes.errors import ERRORS, ErrorBody
 from esrgan.service.routes.responses import result_response, with_urls
 from esrgan.service.storage import JOB_ID
@@ -28,22 +30,31 @@ def get_job(request: Request, job_id: str, jobs: JobsDep) -> JobInfo:
 
 @router.get(
     "/{job_id}/result",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={
-        200: {"content": {t: {} for t in FORMATS.values()}},
+        200: {"content": {t: {} for t in FORMATS.values()}, "description": "The image, streamed by the API"},
+        307: {"description": "Object store with presigning: the image is at the short-lived URL in `Location`"},
         409: {"model": ErrorBody, "description": "The job has not finished (or failed, or was cancelled)"},
         **ERRORS,
     },
 )
-def get_result(job_id: str, jobs: JobsDep, storage: StorageDep) -> Response:
-    """The upscaled image, with its content type and a download file name."""
+def get_result(
+    job_id: str,
+    jobs: JobsDep,
+    storage: StorageDep,
+    redirect: Annotated[
+        bool,
+        Query(
+            description="false: the API sends the image itself even where the store could (a script in a web page "
+            "would need CORS rules on the bucket to follow the redirect)"
+        ),
+    ] = True,
+) -> Response:
+    """The upscaled image, with its content type and a download file name, or a redirect to it in the object store."""
     info = find(jobs, job_id)
     if info.state != JobState.FINISHED:
         raise HTTPException(409, f"The job is {info.state.value}; its result exists once it is finished.")
-    path = storage.path_for(job_id, result_name(info.format))
-    if not path.is_file():
-        raise HTTPException(404, "The result has expired and was removed.")
-    return result_response(info, path)
+    return result_response(info, storage, redirect=redirect)
 
 
 @router.delete("/{job_id}", status_code=204, responses={202: {"model": JobInfo}, **ERRORS})

@@ -1,13 +1,16 @@
-"""What the job routes answer with: a job with its URLs, a result file, the download name a result is offered under."""
+"""What the job routes answer with: a job with its URLs, a result, the download name a result is offered under."""
 
 import re
 from pathlib import Path
 
-from fastapi import Request
-from fastapi.responses import FileResponse
+from fastapi import HTTPException, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from esrgan.models.images import EXTENSIONS, FORMATS
-from esrgan.service.job import JobInfo, JobState
+from esrgan.service.job import JobInfo, JobState, result_name
+from esrgan.service.storage import Storage
+
+EXPIRED = "The result has expired and was removed."
 
 
 def download_name(client_name: str | None, fmt: str, scale: float, size: tuple[int, int] | None = None) -> str:
@@ -25,5 +28,19 @@ def with_urls(request: Request, info: JobInfo) -> JobInfo:
     return info.model_copy(update=urls)
 
 
-def result_response(info: JobInfo, path: Path) -> FileResponse:
-    return FileResponse(path, media_type=FORMATS[info.format], filename=info.filename)
+def result_response(info: JobInfo, storage: Storage, *, redirect: bool) -> Response:
+    """The finished job's image: with `redirect` and a store that has URLs of its own (S3 with presigning on), a 307
+    to a short-lived one, so the bytes go from the store to the client; else streamed through the API in pieces,
+    never read whole. Either way with its type and download name; 404 once it has expired. Blocking: call it from a
+    worker thread (a sync route, or run_in_threadpool)."""
+    name, media_type = result_name(info.format), FORMATS[info.format]
+    if redirect and (url := storage.download_url(info.id, name, info.filename, media_type)):
+        if not storage.exists(info.id, name):  # a presigned URL to nothing would answer the store's own XML 404
+            raise HTTPException(404, EXPIRED)
+        return RedirectResponse(url, status_code=307)
+    try:
+        blob = storage.open(info.id, name)
+    except FileNotFoundError:
+        raise HTTPException(404, EXPIRED) from None
+    headers = {"Content-Disposition": f'attachment; filename="{info.filename}"', "Content-Length": str(blob.size)}
+    return StreamingResponse(blob.chunks, media_type=media_type, headers=headers)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from esrgan.models.images import FORMATS, encoder_limit
 from esrgan.models.resize import ScaleError, output_size
 from esrgan.service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep, StorageDep
-from esrgan.service.job import INPUT, TERMINAL, JobInfo, JobState, QueueUnavailable, Size, result_name
+from esrgan.service.job import INPUT, TERMINAL, JobInfo, JobState, QueueUnavailable, Size
 from esrgan.service.routes.errors import ERRORS
 from esrgan.service.routes.responses import download_name, result_response, with_urls
 from esrgan.service.settings import MB
@@ -121,7 +121,9 @@ async def wait_for_result(
             break
         await asyncio.sleep(min(0.01 + 0.1 * (now - started), 0.5))
     if info.state == JobState.FINISHED:
-        return result_response(info, storage.path_for(job_id, result_name(info.format)))
+        # Streamed, not redirected: the client asked for the image in this answer, and a browser's script could not
+        # follow a POST's redirect to the store without CORS rules on the bucket.
+        return await run_in_threadpool(result_response, info, storage, redirect=False)
     if info.state == JobState.FAILED:
         raise HTTPException(500, f"The job failed: {info.error}")
     if info.state == JobState.CANCELLED:
