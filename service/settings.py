@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_key: SecretStr | None = None  # when set, every API call needs `X-API-Key: ...` or `Authorization: Bearer ...`
     wait_timeout: float = Field(120.0, gt=0)  # seconds `POST /upscale?wait=true` waits before answering 202
+    archive_max_jobs: int = Field(100, ge=1)  # results one `GET /jobs/archive` may bundle into its zip
 
     @property
     def torch_threads(self) -> int:

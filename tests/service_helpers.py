@@ -9,8 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +77,10 @@ def image_size(data: bytes) -> tuple[int, int]:
 class Process:
     """A child process with its output in a log file (shown when a test fails)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> None:
         self.log = log
         self._out = log.open("wb")
-        self.popen = subprocess.Popen(args, env=env, stdout=self._out, stderr=subprocess.STDOUT)
+        self.popen = subprocess.Popen(args, env=env, stdout=self._out, stderr=subprocess.STDOUT, cwd=cwd)
 
     @property
     def pid(self) -> int:
@@ -138,10 +140,105 @@ def _answers(port: int) -> bool:
 
 
 @contextmanager
-def api_server(env: dict[str, str], log: Path, ready: bool = True) -> Iterator[httpx.Client]:
-    """`esrgan serve` on a free port; yields a client once /healthz (and, if `ready`, /readyz) answers 200."""
+def redis_tls_server(tmp: Path, password: str) -> Iterator[str]:
+    """A redis-server that speaks only TLS (a self-signed certificate for 127.0.0.1, made here with openssl) and wants
+    `password`; yields its `rediss://` URL, which names the certificate as the CA to trust (`ssl_ca_certs=`)."""
+    assert REDIS_SERVER, "redis-server is not installed (apt-get install redis-server)"
+    cert, key = tmp / "redis-cert.pem", tmp / "redis-key.pem"
+    subj = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *subj]
+    subprocess.run([*openssl, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     port = free_port()
-    proc = Process([*ESRGAN, "serve", "--port", str(port), "--log-level", "warning"], env, log)
+    tls = ["--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+    tls += ["--tls-auth-clients", "no"]  # clients check the server's certificate; the password authenticates them
+    args = [REDIS_SERVER, "--port", "0", *tls, "--bind", "127.0.0.1", "--requirepass", password, "--save", ""]
+    proc = Process([*args, "--appendonly", "no", "--dir", str(tmp)], dict(os.environ), tmp / f"redis-tls-{port}.log")
+    url = f"rediss://:{password}@127.0.0.1:{port}/0?ssl_ca_certs={cert}&ssl_cert_reqs=required"
+    try:
+        wait_until(lambda: _pings(url) or not proc.alive(), 10, "the TLS redis-server to accept connections")
+        assert proc.alive(), f"redis-server exited (built without TLS?):\n{proc.output()}"
+        yield url
+    finally:
+        proc.stop()
+
+
+def _pings(url: str) -> bool:
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    try:
+        with Redis.from_url(url, socket_timeout=1) as client:
+            return bool(client.ping())
+    except RedisError:
+        return False
+
+
+MOTO_SERVER = Path(sys.executable).parent / "moto_server"
+TEST_S3 = "ESRGAN_TEST_S3_URL"  # an S3-compatible server to test against instead of moto (credentials from AWS_*)
+
+
+@dataclass
+class S3Server:
+    """An S3-compatible server the tests talk to, and the AWS_* environment a process needs to use it."""
+
+    url: str
+    env: dict[str, str]
+    process: Process | None  # None: the server of ESRGAN_TEST_S3_URL, not ours to stop
+
+    def client(self) -> Any:
+        import boto3
+
+        keys = {k.lower(): v for k, v in self.env.items() if k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        return boto3.client("s3", endpoint_url=self.url, region_name=self.env["AWS_DEFAULT_REGION"], **keys)
+
+    def bucket(self) -> str:
+        """A new empty bucket (a fresh name each time, so a shared MinIO keeps tests apart)."""
+        name = f"esrgan-test-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+@contextmanager
+def s3_server(tmp: Path, refuse_credentials: bool = False) -> Iterator[S3Server]:
+    """ESRGAN_TEST_S3_URL's server if set, else moto's standalone S3 server on a free loopback port (in memory: its
+    objects go with the process). `refuse_credentials`: a server that refuses the credentials given (moto checking
+    every request against its empty IAM; an outside server given made-up keys)."""
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    if os.environ.get(TEST_S3):
+        keys = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if k in os.environ}
+        if refuse_credentials:
+            keys = {"AWS_ACCESS_KEY_ID": "AKIANOTAREALKEY00000", "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
+        yield S3Server(os.environ[TEST_S3], {**keys, "AWS_DEFAULT_REGION": region}, None)
+        return
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    if refuse_credentials:
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"  # moto: authenticate every request from the first
+    proc = Process([str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)], env, tmp / f"moto-{port}.log")
+    url = f"http://127.0.0.1:{port}"
+    keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": region}
+    try:
+        wait_until(lambda: _http_answers(url) or not proc.alive(), 30, "moto_server to accept connections")
+        assert proc.alive(), f"moto_server exited:\n{proc.output()}"
+        yield S3Server(url, keys, proc)
+    finally:
+        proc.stop()
+
+
+def _http_answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=0.5, trust_env=False)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+@contextmanager
+def api_server(env: dict[str, str], log: Path, ready: bool = True, cwd: Path | None = None) -> Iterator[httpx.Client]:
+    """`esrgan serve` on a free port (in `cwd`, if given); yields a client once /healthz (and, if `ready`, /readyz)
+    answers 200."""
+    port = free_port()
+    proc = Process([*ESRGAN, "serve", "--port", str(port), "--log-level", "warning"], env, log, cwd)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False)
     try:
         wait_until(lambda: _status(client, "/healthz") == 200 or not proc.alive(), 90, "the API to start")
@@ -162,8 +259,8 @@ def _status(client: httpx.Client, path: str) -> int:
         return 0
 
 
-def start_worker(env: dict[str, str], log: Path, *args: str) -> Process:
-    return Process([*ESRGAN, "worker", *args], env, log)
+def start_worker(env: dict[str, str], log: Path, *args: str, cwd: Path | None = None) -> Process:
+    return Process([*ESRGAN, "worker", *args], env, log, cwd)
 
 
 def wait_job(client: httpx.Client, job_id: str, timeout: float = 60, headers: dict | None = None) -> dict:
@@ -174,3 +271,17 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 60, headers: di
         return info if info["state"] in ("finished", "failed", "cancelled") else None
 
     return wait_until(ended, timeout, f"job {job_id} to end", every=0.1)
+
+
+def submit(client: httpx.Client, data: bytes, name: str = "photo.png", **params: Any) -> dict:
+    """POST /upscale with `data` as a PNG upload named `name`; asserts 202 and returns the job."""
+    response = client.post("/upscale", params=params, files={"file": (name, data, "image/png")})
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def finished_job(client: httpx.Client, data: bytes, name: str = "photo.png", **params: Any) -> dict:
+    """`submit`, then wait for the job; asserts it finished and returns its last JSON."""
+    job = wait_job(client, submit(client, data, name, **params)["id"])
+    assert job["state"] == "finished", job
+    return job

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from service_helpers import image_size, make_pair, png_bytes, service_env, wait_job
+from service_helpers import finished_job, image_size, make_pair, png_bytes, service_env
 
 from esrgan.models.engine import Engine, EngineSettings
 from esrgan.models.images import Picture, read_image, write_image
@@ -21,18 +21,6 @@ def env(tmp: Path, weights: str) -> dict[str, str]:
     return service_env(tmp, weights, default_alpha=0.5)
 
 
-def upload(client, data: bytes, name: str = "photo.png", **params) -> dict:
-    response = client.post("/upscale", params=params, files={"file": (name, data, "image/png")})
-    assert response.status_code == 202, response.text
-    return response.json()
-
-
-def finished(client, data: bytes, name: str = "photo.png", **params) -> dict:
-    job = wait_job(client, upload(client, data, name, **params)["id"])
-    assert job["state"] == "finished", job
-    return job
-
-
 @pytest.mark.parametrize(
     ("params", "size", "filename"),
     [
@@ -45,7 +33,7 @@ def finished(client, data: bytes, name: str = "photo.png", **params) -> dict:
     ],
 )
 def test_scale_and_target_size_set_the_output(client, params: dict, size: tuple[int, int], filename: str) -> None:
-    job = finished(client, png_bytes(41, 24, seed=3), **params)
+    job = finished_job(client, png_bytes(41, 24, seed=3), **params)
     assert job["input"] == {"width": 41, "height": 24}
     assert job["output"] == {"width": size[0], "height": size[1]}
     assert job["filename"] == filename
@@ -70,7 +58,7 @@ def test_the_result_is_the_network_output_resized(client, weights: str) -> None:
     """What the server sends for scale=3 is exactly our own engine's x4 output resized by `resize`: the network ran
     at its own scale and the filter came after (not, say, a resized input)."""
     data = png_bytes(30, 20, seed=4)
-    job = finished(client, data, scale=3, alpha=0.5)
+    job = finished_job(client, data, scale=3, alpha=0.5)
     served = read_image(client.get(job["result_url"]).content)
     assert served.pixels.shape == (60, 90, 3)
     want = expected(weights, data, 0.5, (90, 60))
@@ -82,7 +70,7 @@ def test_16_bit_and_alpha_survive_a_scale(client, weights: str) -> None:
     pixels = rng.integers(0, 65536, (12, 16, 4), dtype=np.uint16)
     pixels[..., 3] = np.linspace(0, 65535, 16, dtype=np.uint16)[None, :]  # from transparent to opaque
     data = write_image(Picture(pixels=pixels, bits=16), "png")
-    job = finished(client, data, scale=1.5)
+    job = finished_job(client, data, scale=1.5)
     result = read_image(client.get(job["result_url"]).content)
     assert result.bits == 16 and result.mode == "RGBA" and (result.width, result.height) == (24, 18)
     want = expected(weights, data, 0.5, (24, 18))

@@ -1,13 +1,17 @@
-"""GET /jobs/{id} (status and progress), GET /jobs/{id}/result (the image), DELETE /jobs/{id} (cancel or remove)."""
+"""GET /jobs/{id} (status and progress), GET /jobs/{id}/result (the image), DELETE /jobs/{id} (cancel or remove),
+GET /jobs/archive (one zip of several finished results)."""
 
+from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from esrgan.models.images import FORMATS
-from esrgan.service.deps import ApiKey, JobsDep, StorageDep
-from esrgan.service.job import TERMINAL, JobInfo, JobState
+from esrgan.service.archive import Member, unique_names, zip_stream
+from esrgan.service.deps import ApiKey, JobsDep, SettingsDep, StorageDep
+from esrgan.service.job import TERMINAL, JobInfo, JobState, result_name
 from esrgan.service.routes.errors import ERRORS, ErrorBody
 from esrgan.service.routes.responses import result_response, with_urls
 from esrgan.service.storage import JOB_ID
@@ -20,6 +24,48 @@ def find(jobs: JobsDep, job_id: str) -> JobInfo:
     if info is None:
         raise HTTPException(404, f"No job {job_id!r}: it never existed, was removed, or expired.")
     return info
+
+
+@router.get(
+    "/archive",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "A zip of the results, under their download names"},
+        409: {"model": ErrorBody, "description": "One of the jobs has not finished (or failed, or was cancelled)"},
+        **ERRORS,
+    },
+)
+def get_archive(
+    jobs: JobsDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    ids: Annotated[str, Query(description="Ids of finished jobs, comma-separated (ESRGAN_ARCHIVE_MAX_JOBS at most)")],
+) -> StreamingResponse:
+    """One zip of the results of finished jobs, streamed while it is written (declared before `/{job_id}`, which
+    would take "archive" for an id). Every id is checked before the first byte goes out, so a refusal is a plain
+    4xx: 422 for no ids, too many or a malformed one, 404 for an unknown job or an expired result, 409 for a job
+    that has not finished."""
+    wanted = list(dict.fromkeys(part.strip() for part in ids.split(",") if part.strip()))
+    if not wanted:
+        raise HTTPException(422, "Give the ids of finished jobs in `ids`, separated by commas.")
+    if len(wanted) > settings.archive_max_jobs:
+        limit = settings.archive_max_jobs
+        raise HTTPException(422, f"An archive holds at most {limit} jobs on this server; {len(wanted)} were asked for.")
+    for job_id in wanted:
+        if not JOB_ID.fullmatch(job_id):
+            raise HTTPException(422, f"{job_id[:40]!r} is not a job id (ids are 32 lower-case hexadecimal digits).")
+    infos = [find(jobs, job_id) for job_id in wanted]
+    for info in infos:
+        if info.state != JobState.FINISHED:
+            raise HTTPException(409, f"Job {info.id} is {info.state.value}; an archive takes finished jobs only.")
+        if not storage.exists(info.id, result_name(info.format)):
+            raise HTTPException(404, f"The result of job {info.id} has expired and was removed.")
+    members = [
+        Member(name, info.ended_at or datetime.now(UTC), partial(storage.open, info.id, result_name(info.format)))
+        for name, info in zip(unique_names(info.filename for info in infos), infos, strict=True)
+    ]
+    headers = {"Content-Disposition": 'attachment; filename="esrgan-results.zip"'}
+    return StreamingResponse(zip_stream(members), media_type="application/zip", headers=headers)
 
 
 @router.get("/{job_id}", response_model=JobInfo, responses=ERRORS)
