@@ -95,7 +95,7 @@ def test_every_asset_the_page_loads_is_served(tmp_path: Path, pair: tuple[Path, 
             if path.endswith(".js"):
                 assert response.headers["content-type"].startswith(("text/javascript", "application/javascript"))
                 modules |= {f"static/{m}" for m in re.findall(r'from "\./([\w.]+\.js)"', response.text)}
-        assert modules == {"static/api.js", "static/compare.js"}
+        assert modules == {"static/api.js", "static/batch.js", "static/compare.js"}
         for path in modules:
             assert c.get(f"/{path}").status_code == 200, path
     # Nothing from elsewhere: no CDN, no absolute URLs in the page or its code.

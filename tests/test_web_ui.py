@@ -6,6 +6,7 @@ queue) with a tiny hand-made model pair. Screenshots go to test-artifacts/web/ (
 import base64
 import io
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from web_helpers import (
     sample_image,
     tiny_pair,
 )
+
+from esrgan.models.images import Picture
+from esrgan.models.resize import resize
 
 MISSING = chromium_missing_reason()
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
@@ -444,3 +448,106 @@ def test_api_key_is_asked_once(browser, files: dict[str, Path]) -> None:
         assert page.is_hidden("#key-dialog")
         context.close()
         assert page.errors == []
+
+
+def test_output_scale_is_offered_and_sets_the_result_size(desktop, files: dict[str, Path], tmp_path: Path) -> None:
+    page = desktop
+    assert page.locator("#scale option").all_inner_texts() == ["×4 (model)", "×3", "×2"]
+    page.set_input_files("#file-input", files["sample"])
+    page.wait_for_selector("#file-info:not([hidden])")
+    page.select_option("#scale", "2")
+    assert page.text_content("#info-output-label") == "Output (×2)"
+    assert page.inner_text("#info-output") == "192 × 128 px"
+    assert page.inner_text("#start") == "Upscale ×2 at α 0.80"
+    with page.expect_request(re.compile(r"/upscale\?")) as posted:
+        page.click("#start")
+    assert "scale=2" in posted.value.url
+    wait_finished(page)
+    assert page.locator("#before-img").bounding_box() == page.locator("#after-img").bounding_box()
+    with page.expect_download() as info:
+        page.click("#download")
+    assert info.value.suggested_filename == "sample_x2.png"
+    saved = tmp_path / "sample_x2.png"
+    info.value.save_as(saved)
+    with Image.open(saved) as image:
+        assert image.size == (192, 128)
+    # The network's x4 result, resized by the server's filter.
+    x4 = (expected_output(rgb(files["sample"]), 0.8) * 255 + 0.5).astype(np.uint8)
+    want = resize(Picture(x4), 192, 128).pixels.astype(np.float32) / 255
+    assert np.abs(rgb(saved) - want).mean() < 1 / 255
+
+
+def test_a_batch_lists_each_file_and_one_bad_file_fails_alone(browser, server: str, files: dict[str, Path]) -> None:
+    """Five files at once: three good ones, one the page refuses (not an image) and one only the server refuses (the
+    page was told a higher upload limit): each bad one shows its own reason, the good ones finish, and "download
+    all" brings one zip with exactly the server's results."""
+    folder = files["folder"] / "batch"
+    folder.mkdir()
+    good = [sample_image(folder / f"{name}.png", size) for name, size in (("one", (48, 32)), ("two", (40, 40)))]
+    good.insert(1, files["sample"])
+
+    def loosen(route) -> None:
+        html = route.fetch().text().replace(f'"max_upload_bytes": {MAX_UPLOAD}', '"max_upload_bytes": 999999999')
+        route.fulfill(body=html, content_type="text/html")
+
+    context, page = open_page(browser, f"{server}/", page_route=loosen, viewport=DESKTOP)
+    posts = []
+    page.on("response", lambda r: posts.append(r) if "/upscale?" in r.url else None)
+    page.select_option("#scale", "3")
+    page.set_input_files("#file-input", [good[0], files["notes"], good[1], files["heavy"], good[2]])
+    rows = page.locator("#batch-list li")
+    page.wait_for_function("!document.querySelector('#batch-list li[data-state=checking]')")
+    assert rows.count() == 5 and page.is_hidden("#file-info")
+    assert page.inner_text("#batch-list li >> nth=1 >> .batch-error") == (
+        "“notes.txt” is a text/plain file. This page takes PNG, JPEG or WebP images."
+    )
+    assert page.inner_text("#start") == "Upscale 4 images ×3 at α 0.80"
+    assert page.get_attribute("#download-all", "disabled") is not None
+
+    page.click("#start")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#batch-list li')]"
+        ".every((li) => ['finished', 'failed'].includes(li.dataset.state))",
+        timeout=60_000,
+    )
+    states = [rows.nth(i).get_attribute("data-state") for i in range(5)]
+    assert states == ["finished", "failed", "finished", "failed", "finished"]
+    page.wait_for_function("document.getElementById('cancel').hidden")  # the run has ended: nothing left to start
+    assert page.get_attribute("#start", "disabled") is not None
+    assert page.inner_text("#batch-list li >> nth=3 >> .batch-error") == (
+        "The upload is larger than this server accepts (0.143051 MB)."
+    )
+    sizes = {"one_x3.png": (144, 96), "sample_x3.png": (288, 192), "two_x3.png": (120, 120)}  # 3x 48x32, 96x64, 40x40
+    shown = [rows.nth(i).locator(".batch-status").inner_text() for i in (0, 2, 4)]
+    assert shown == [f"Done · {w} × {h} px" for w, h in sizes.values()]
+    assert page.inner_text("#batch-title") == "5 images · 3 done"
+    assert page.get_attribute("#batch-list li >> nth=4 >> .batch-track", "aria-valuenow") == "100"
+
+    # The compare view follows the selected row: the first usable file at first, then the one clicked.
+    page.wait_for_selector("#viewer[data-mode=compare]")
+    page.click("#batch-list li >> nth=2 >> .batch-name")
+    page.wait_for_function("document.getElementById('download-text').textContent.startsWith('Download sample_x3.png')")
+    assert page.locator("#after-img").bounding_box() == page.locator("#before-img").bounding_box()
+    assert page.eval_on_selector("#after-img", "e => [e.naturalWidth, e.naturalHeight]") == [288, 192]
+    page.screenshot(path=ARTIFACTS / "desktop-batch.png")
+
+    with page.expect_download() as info:
+        page.click("#batch-list li >> nth=4 >> .batch-download")
+    assert info.value.suggested_filename == "two_x3.png"
+
+    results = {}
+    for response in posts:
+        if response.status == 202:
+            job = response.json()
+            results[job["filename"]] = httpx.get(f"{server}/jobs/{job['id']}/result").content
+    assert sorted(results) == ["one_x3.png", "sample_x3.png", "two_x3.png"]
+    with page.expect_download() as info:
+        page.click("#download-all")
+    assert info.value.suggested_filename == "esrgan-results.zip"
+    with zipfile.ZipFile(info.value.path()) as archive:
+        assert archive.namelist() == ["one_x3.png", "sample_x3.png", "two_x3.png"]
+        for name in archive.namelist():
+            assert archive.read(name) == results[name]
+            assert Image.open(io.BytesIO(results[name])).size == sizes[name]
+    context.close()
+    assert page.errors == []

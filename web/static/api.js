@@ -2,7 +2,7 @@
 // sessionStorage) and turns every failure into a sentence a person can act on.
 
 const KEY_STORAGE = "esrgan.apiKey";
-const POLL_MS = 250;
+export const POLL_MS = 250;
 
 export class ApiError extends Error {
   constructor(message, status = 0) {
@@ -103,7 +103,7 @@ export function createApi({ header = "X-API-Key", keyRequired = false, askKey })
     form.append("file", blob, filename);
     const response = await request(`upscale?${query}`, { method: "POST", body: form, signal });
     const type = response.headers.get("content-type") || "";
-    if (type.startsWith("image/")) return { image: await readImage(response) };
+    if (type.startsWith("image/")) return { image: await readFile(response) };
     return { job: await response.json() };
   }
 
@@ -112,11 +112,16 @@ export function createApi({ header = "X-API-Key", keyRequired = false, askKey })
   }
 
   async function result(id, signal) {
-    return readImage(await request(`jobs/${encodeURIComponent(id)}/result`, { signal }));
+    return readFile(await request(`jobs/${encodeURIComponent(id)}/result`, { signal }));
   }
 
   async function cancel(id) {
     await request(`jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
+  }
+
+  /** One zip of finished jobs' results: {blob, filename}. */
+  async function archive(ids, signal) {
+    return readFile(await request(`jobs/archive?ids=${ids.map(encodeURIComponent).join(",")}`, { signal }));
   }
 
   /** Polls a job until it ends, reporting each state; resolves with the final state. */
@@ -135,12 +140,13 @@ export function createApi({ header = "X-API-Key", keyRequired = false, askKey })
     job,
     result,
     cancel,
+    archive,
     follow,
     changeKey: ensureKey,
   };
 }
 
-async function readImage(response) {
+async function readFile(response) {
   const blob = await response.blob();
   return { blob, filename: filenameFrom(response.headers.get("content-disposition")) };
 }
@@ -154,7 +160,8 @@ export function filenameFrom(disposition) {
   return plain ? plain[2].trim() : "";
 }
 
-function sleep(ms, signal) {
+/** Resolves after `ms`, or rejects with Aborted as soon as `signal` aborts. */
+export function sleep(ms, signal) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(resolve, ms);
     signal?.addEventListener(

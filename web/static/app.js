@@ -1,5 +1,7 @@
-// The page: pick an image, choose alpha, run jobs, keep one result per alpha, compare, preview crops, download.
+// The page: pick an image, choose alpha and output scale, run jobs, keep one result per alpha, compare, preview
+// crops, download. Several images at once become a batch (batch.js): one job each, listed with their own state.
 import { Aborted, ApiError, createApi } from "./api.js";
+import { createBatch } from "./batch.js";
 import { createCompare } from "./compare.js";
 
 const config = JSON.parse(document.getElementById("config").textContent);
@@ -19,6 +21,7 @@ const ui = {
   fileInfo: $("file-info"),
   fileError: $("file-error"),
   model: $("model"),
+  scale: $("scale"),
   alpha: $("alpha"),
   alphaValue: $("alpha-value"),
   previewMode: $("preview-mode"),
@@ -71,8 +74,34 @@ const alpha = () => Number(ui.alpha.value);
 const alphaText = (a) => a.toFixed(2);
 const format = () => document.querySelector('input[name="format"]:checked').value;
 const model = () => ui.model.value;
-const scale = () => Number(ui.model.selectedOptions[0]?.dataset.scale || 4);
-const resultKey = (a = alpha()) => `${model()}|${format()}|${alphaText(a)}`;
+const modelScale = () => Number(ui.model.selectedOptions[0]?.dataset.scale || 4);
+const scale = () => Number(ui.scale.value) || modelScale(); // the output's: the model's own or a smaller one
+const resultKey = (a = alpha()) => `${model()}|${format()}|${scale()}|${alphaText(a)}`;
+// The server's rule (models/resize.py output_size): each side times the scale, rounded to the nearest pixel.
+const outputSize = ({ width, height }, s = scale()) => ({
+  width: Math.max(1, Math.floor(width * s + 0.5)),
+  height: Math.max(1, Math.floor(height * s + 0.5)),
+});
+
+/** What every job of this page asks for; `scale` only when it differs from the model's own. */
+function jobParams(a = alpha()) {
+  const params = { alpha: alphaText(a), model: model(), format: format() };
+  if (scale() !== modelScale()) params.scale = String(scale());
+  return params;
+}
+
+/** The output scales a model offers: its own, then each whole one below it down to 2 (and 1.5 for a x2 model). */
+function fillScales() {
+  const own = modelScale();
+  const kept = Number(ui.scale.value);
+  const values = [];
+  for (let s = own; s >= 2; s -= 1) values.push(s);
+  if (own <= 2) values.push(1.5);
+  ui.scale.replaceChildren(
+    ...values.map((s) => new Option(s === own ? `×${s} (model)` : `×${s}`, String(s), false, s === kept)),
+  );
+  if (!values.includes(kept)) ui.scale.value = String(own);
+}
 
 function formatBytes(bytes) {
   if (bytes < 1024) return `${bytes} B`;
@@ -135,10 +164,11 @@ async function chooseFile(file) {
     dims = await inspect(file);
   } catch (err) {
     show(ui.fileError, err.message);
-    setState(state.file ? ui.body.dataset.state : "empty");
+    setState(state.file || batch.loaded() ? ui.body.dataset.state : "empty");
     return;
   }
   abortAll();
+  batch.clear();
   forgetResults();
   if (state.file) URL.revokeObjectURL(state.file.url);
   const stem = file.name.replace(/\.[^.]+$/, "") || "image";
@@ -149,7 +179,8 @@ async function chooseFile(file) {
   $("info-size").textContent = formatBytes(file.size);
   $("info-dims").textContent = `${dims.width} × ${dims.height} px`;
   updateOutputSize();
-  compare.load(state.file.url, dims.width * scale(), dims.height * scale());
+  const out = outputSize(dims);
+  compare.load(state.file.url, out.width, out.height);
   ui.viewer.style.setProperty("--aspect", `${dims.width} / ${dims.height}`);
   ui.viewer.dataset.mode = "input";
   ui.progress.hidden = true;
@@ -159,11 +190,10 @@ async function chooseFile(file) {
 
 function updateOutputSize() {
   if (!state.file) return;
-  const s = scale();
-  const { width, height } = state.file;
-  $("info-output-label").textContent = `Output (×${s})`;
-  $("info-output").textContent = `${width * s} × ${height * s} px`;
-  $("info-output").title = megapixels(width * height * s * s);
+  const out = outputSize(state.file);
+  $("info-output-label").textContent = `Output (×${scale()})`;
+  $("info-output").textContent = `${out.width} × ${out.height} px`;
+  $("info-output").title = megapixels(out.width * out.height);
 }
 
 function forgetResults() {
@@ -173,6 +203,91 @@ function forgetResults() {
   compare.clearPreview();
   if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
   state.previewUrl = null;
+}
+
+/** One file: the single-image page as above. Several: a batch, each file a job of its own. */
+function chooseFiles(files) {
+  if (files.length === 1) return chooseFile(files[0]);
+  show(ui.fileError, "");
+  show(ui.error, "");
+  abortAll();
+  forgetResults();
+  if (state.file) URL.revokeObjectURL(state.file.url);
+  state.file = null;
+  ui.fileInfo.hidden = true;
+  ui.progress.hidden = true;
+  ui.download.hidden = true;
+  ui.viewer.dataset.mode = "empty";
+  setState("batch");
+  refresh();
+  return batch.load(files);
+}
+
+// ---------- batches ----------
+
+const batch = createBatch({
+  api,
+  el: { section: $("batch"), list: $("batch-list"), title: $("batch-title"), downloadAll: $("download-all") },
+  inspect,
+  archiveMax: config.archive_max_jobs,
+  onSelect: showBatchItem,
+  onChange(item) {
+    if (item && item === batch.selected() && item.state === "finished" && !item.shown) showBatchResult(item);
+    refresh();
+  },
+  onError: (message) => show(ui.error, message),
+});
+
+/** The selected file of a batch in the comparison: its input now, its result once finished. */
+function showBatchItem(item) {
+  const out = item.output ?? outputSize(item);
+  compare.load(item.url, out.width, out.height);
+  ui.viewer.style.setProperty("--aspect", `${item.width} / ${item.height}`);
+  ui.viewer.dataset.mode = "input";
+  ui.tagAfter.textContent = "Result";
+  ui.download.hidden = true;
+  item.shown = false;
+  if (item.state === "finished") showBatchResult(item);
+}
+
+async function showBatchResult(item) {
+  item.shown = true;
+  let r;
+  try {
+    r = await batch.result(item);
+  } catch (err) {
+    item.shown = false;
+    show(ui.error, err.message);
+    return;
+  }
+  if (batch.selected() !== item) return;
+  const view = compare.state();
+  if (view.width !== item.output.width || view.height !== item.output.height) {
+    compare.load(item.url, item.output.width, item.output.height); // asked at another scale than first shown
+  }
+  compare.showAfter(r.url);
+  ui.viewer.dataset.mode = "compare";
+  ui.tagAfter.textContent = `ESRGAN · ${item.output.width} × ${item.output.height}`;
+  ui.download.hidden = false;
+  ui.download.href = r.url;
+  ui.download.download = r.filename;
+  ui.downloadText.textContent = `Download ${r.filename} (${formatBytes(r.blob.size)})`;
+  ui.download.title = r.filename;
+}
+
+async function runBatch() {
+  show(ui.error, "");
+  ui.cancel.hidden = false;
+  const run = batch.run(jobParams());
+  refresh();
+  try {
+    await run;
+  } catch (err) {
+    show(ui.error, err instanceof Error ? err.message : String(err));
+  } finally {
+    ui.cancel.hidden = true;
+    refresh();
+  }
 }
 
 // Drop anywhere: the overlay shows while something is dragged over the window.
@@ -198,16 +313,17 @@ window.addEventListener("drop", (event) => {
   dragDepth = 0;
   ui.dropOverlay.hidden = true;
   const files = event.dataTransfer?.files;
-  if (files?.length) chooseFile(files[0]);
+  if (files?.length) chooseFiles([...files]);
 });
 ui.fileInput.addEventListener("change", () => {
-  chooseFile(ui.fileInput.files[0]);
+  if (ui.fileInput.files.length) chooseFiles([...ui.fileInput.files]);
   ui.fileInput.value = "";
 });
 
 // ---------- the whole-image job ----------
 
 async function runWhole() {
+  if (batch.loaded()) return runBatch();
   if (!state.file || state.job) return;
   const a = alpha();
   const key = resultKey(a);
@@ -221,8 +337,7 @@ async function runWhole() {
   refresh();
   const started = performance.now();
   try {
-    const params = { alpha: alphaText(a), model: model(), format: format() };
-    const { job } = await api.submit(state.file.file, state.file.name, params, controller.signal);
+    const { job } = await api.submit(state.file.file, state.file.name, jobParams(a), controller.signal);
     state.job.id = job.id;
     const end = await api.follow(job.id, (s) => progress(describeJob(s)), controller.signal);
     if (end.state === "cancelled") {
@@ -294,6 +409,11 @@ function fail(err) {
 }
 
 async function cancelJob() {
+  if (batch.running()) {
+    await batch.cancel();
+    ui.cancel.hidden = true;
+    return refresh();
+  }
   const job = state.job;
   if (!job) return;
   job.controller.abort();
@@ -376,7 +496,7 @@ function onAlphaInput() {
 /** Upscales only the visible part of the input at the new alpha, and lays it over the area it covers. */
 async function runPreview() {
   const a = alpha();
-  if (!ui.previewMode.checked || !state.file || state.results.has(resultKey(a))) return;
+  if (!ui.previewMode.checked || !state.file || batch.loaded() || state.results.has(resultKey(a))) return;
   state.preview?.controller.abort();
   const controller = new AbortController();
   state.preview = { controller, alpha: a };
@@ -394,7 +514,7 @@ async function runPreview() {
   ui.tagAfter.textContent = `Previewing α ${alphaText(a)}…`;
   try {
     const crop = await cropPng(outer);
-    const params = { alpha: alphaText(a), model: model(), format: "png", wait: "true" };
+    const params = { ...jobParams(a), format: "png", wait: "true" };
     const answer = await api.submit(crop, `${state.file.stem}_crop.png`, params, controller.signal);
     let image = answer.image;
     if (!image) {
@@ -472,6 +592,17 @@ $("key-button").addEventListener("click", () =>
 
 /** Puts every control in the state that matches the data: what can be started, what is shown. */
 function refresh() {
+  if (batch.loaded()) {
+    const ready = batch.ready();
+    ui.start.disabled = batch.running() || ready === 0;
+    if (batch.running()) ui.start.textContent = "Upscaling…";
+    else if (!ready) ui.start.textContent = "Upscale";
+    else {
+      const images = ready === 1 ? "1 image" : `${ready} images`;
+      ui.start.textContent = `Upscale ${images} ×${scale()} at α ${alphaText(alpha())}`;
+    }
+    return;
+  }
   const cached = state.results.has(resultKey());
   ui.start.disabled = !state.file || Boolean(state.job) || cached;
   if (!state.file) ui.start.textContent = "Upscale";
@@ -491,15 +622,21 @@ ui.alpha.addEventListener("change", () => {
   clearTimeout(previewTimer);
   previewTimer = setTimeout(runPreview, PREVIEW_DEBOUNCE_MS);
 });
-ui.model.addEventListener("change", () => {
+function onScaleChange() {
   updateOutputSize();
   if (state.file) {
-    compare.load(state.file.url, state.file.width * scale(), state.file.height * scale());
+    const out = outputSize(state.file);
+    compare.load(state.file.url, out.width, out.height);
     ui.viewer.dataset.mode = "input";
     state.shownKey = null;
   }
   onAlphaInput();
+}
+ui.model.addEventListener("change", () => {
+  fillScales();
+  onScaleChange();
 });
+ui.scale.addEventListener("change", onScaleChange);
 for (const radio of document.querySelectorAll('input[name="format"]')) radio.addEventListener("change", onAlphaInput);
 ui.start.addEventListener("click", runWhole);
 ui.cancel.addEventListener("click", cancelJob);
@@ -509,5 +646,6 @@ $("zoom-in").addEventListener("click", () => compare.zoomIn());
 $("zoom-out").addEventListener("click", () => compare.zoomOut());
 compare.onChange(updateZoomLabel);
 ui.alpha.value = String(config.default_alpha);
+fillScales();
 onAlphaInput();
 document.documentElement.dataset.ready = "true";
