@@ -457,7 +457,7 @@ function showResult(key) {
 
 function renderChips() {
   const mine = [...state.results.entries()]
-    .filter(([key]) => key.startsWith(`${model()}|${format()}|`))
+    .filter(([key]) => key.startsWith(`${model()}|${format()}|${scale()}|`))
     .sort((a, b) => a[1].alpha - b[1].alpha);
   ui.chips.replaceChildren(
     ...mine.map(([key, r]) => {
