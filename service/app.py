@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from esrgan.service.deps import API_KEY_HEADER
 from esrgan.service.job import JobQueue, QueueUnavailable
 from esrgan.service.metrics import JobsCollector, RequestMetrics
-from esrgan.service.middleware import ApiKeyGate, UploadLimit
+from esrgan.service.middleware import ApiKeyGate, HeadAndOptions, SecurityHeaders, UploadLimit
 from esrgan.service.pairs import load_catalog
 from esrgan.service.routes import errors, health, jobs, models, pages, upscale
 from esrgan.service.settings import MB, Settings, get_settings
@@ -88,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="4x super-resolution with per-request network interpolation (ESRGAN, Wang et al. 2018).",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are service.routes.pages, with their assets served from here (offline)
+        redoc_url=None,
     )
     if explicit:
         app.dependency_overrides[get_settings] = lambda: settings
@@ -95,7 +97,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.state.metrics = CollectorRegistry()
     app.state.metrics.register(JobsCollector(queue.stats, queue.depth, queue.workers, errors=(QueueUnavailable,)))
-    app.add_middleware(ApiKeyGate, settings=settings)  # inside RequestMetrics and CORS: counted, readable by pages
+    too_large = f"The upload is larger than this server accepts ({settings.max_upload_bytes / MB:g} MB)."
+    app.add_middleware(UploadLimit, max_body_bytes=settings.max_upload_bytes + MULTIPART_SLACK, message=too_large)
+    # Outside the size limit (401 before 413) and inside RequestMetrics and CORS: counted, readable by pages.
+    app.add_middleware(ApiKeyGate, settings=settings, router=app.router)
+    app.add_middleware(HeadAndOptions, router=app.router)
     app.add_middleware(RequestMetrics, registry=app.state.metrics)
     if settings.cors_origins:
         app.add_middleware(
@@ -106,8 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Content-Disposition", "Location"],
         )
     errors.install(app)
-    too_large = f"The upload is larger than this server accepts ({settings.max_upload_bytes / MB:g} MB)."
-    app.add_middleware(UploadLimit, max_body_bytes=settings.max_upload_bytes + MULTIPART_SLACK, message=too_large)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, the refusals above included
 
     for router in (upscale.router, jobs.router, models.router, health.router):
         app.include_router(router)
@@ -118,5 +123,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.templates = Jinja2Templates(directory=TEMPLATES_DIR)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=pages.DOCS_ASSETS), name="docs-assets")
     app.include_router(pages.router)
     return app
