@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 MISSING = {"NoSuchKey", "404", "NotFound"}
 REFUSED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "403"}
-CREDENTIALS = "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or this host's role)"
+CREDENTIALS = "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or this host's role"
 
 
 def store_error(exc: Exception) -> StorageError:

@@ -112,7 +112,9 @@ export function createApi({ header = "X-API-Key", keyRequired = false, askKey })
   }
 
   async function result(id, signal) {
-    return readFile(await request(`jobs/${encodeURIComponent(id)}/result`, { signal }));
+    // redirect=false: the API sends the image itself; following a redirect to an object store from a script would
+    // need CORS rules on the bucket.
+    return readFile(await request(`jobs/${encodeURIComponent(id)}/result?redirect=false`, { signal }));
   }
 
   async function cancel(id) {
