@@ -17,13 +17,22 @@ def serve(
 
     import uvicorn
 
-    from esrgan.service.settings import get_settings
+    from esrgan.service.server import head_timeout_protocol
+    from esrgan.service.settings import get_settings, redacted
 
     settings = get_settings()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    mode = f"Redis queue {settings.redis_url}" if settings.redis_url else "in-process workers"
+    mode = f"Redis queue {redacted(settings.redis_url)}" if settings.redis_url else "in-process workers"
     typer.echo(f"esrgan serve: http://{host}:{port} ({mode}; models: {', '.join(settings.weights)})")
-    uvicorn.run("esrgan.service.app:create_app", factory=True, host=host, port=port, log_level=log_level)
+    uvicorn.run(
+        "esrgan.service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http=head_timeout_protocol(settings.head_timeout),
+        server_header=False,  # no advertising of the server software
+    )
 
 
 @app.command()

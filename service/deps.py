@@ -6,7 +6,8 @@ Routes see the job queue as the `JobQueue` protocol only: which adapter serves i
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from esrgan.service.job import JobQueue
 from esrgan.service.pairs import ModelInfo
@@ -53,12 +54,19 @@ def api_key_refusal(settings: Settings, x_api_key: str | None, authorization: st
     )
 
 
+# The two ways to send the key, declared as OpenAPI security schemes (either one will do), so generated clients and
+# the docs page's "Authorize" button know them. They only read the headers: `require_api_key` decides.
+KEY_SCHEME = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="The server's API key, if it has one")
+BEARER_SCHEME = HTTPBearer(auto_error=False, description="The same key as a bearer token")
+
+
 def require_api_key(
     settings: SettingsDep,
-    x_api_key: Annotated[str | None, Header(alias=API_KEY_HEADER, include_in_schema=False)] = None,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[str | None, Security(KEY_SCHEME)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)],
 ) -> None:
     """With `ESRGAN_API_KEY` set, refuse calls without it (401). Uploads were already refused by `ApiKeyGate`."""
+    authorization = f"Bearer {bearer.credentials}" if bearer else None
     if refusal := api_key_refusal(settings, x_api_key, authorization):
         raise refusal
 

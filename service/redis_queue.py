@@ -72,7 +72,9 @@ class RedisJobs:
         try:
             return fn(*args, **kwargs)
         except RedisError as exc:
-            raise QueueUnavailable(f"the job queue (Redis) is not reachable: {exc}") from exc
+            # Redis's own words name its address: they go to the log, a client hears only which service is down.
+            log.warning("Redis call %s failed: %s", getattr(fn, "__name__", "?"), exc)
+            raise QueueUnavailable("Redis does not answer") from exc
 
     def start(self) -> None:
         """Nothing to start: the workers are `esrgan worker` processes, and /readyz says whether one is alive."""

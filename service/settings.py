@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -68,6 +69,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_key: SecretStr | None = None  # when set, every API call needs `X-API-Key: ...` or `Authorization: Bearer ...`
     wait_timeout: float = Field(120.0, gt=0)  # seconds `POST /upscale?wait=true` waits before answering 202
+    # Seconds a connection may take to send a request's head (request line and headers); a slower one is closed, so
+    # clients that send half a header and wait cannot hold connections open.
+    head_timeout: float = Field(10.0, gt=0)
     archive_max_jobs: int = Field(100, ge=1)  # results one `GET /jobs/archive` may bundle into its zip
 
     @property
@@ -156,6 +160,15 @@ def split_s3_url(url: str) -> tuple[str, str]:
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
         raise ValueError(f"storage URL {url!r}: the bucket must be 3-63 lower-case letters, digits, dots or hyphens")
     return bucket, prefix.strip("/")
+
+
+def redacted(url: str) -> str:
+    """`url` with its password replaced by `***`: the form of a URL that may be logged or shown."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 @lru_cache

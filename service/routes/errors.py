@@ -23,13 +23,23 @@ ERRORS: dict[int | str, dict] = {
     422: {"model": ErrorBody, "description": "Bad parameter (alpha outside [0, 1], unknown model...)"},
     503: {"model": ErrorBody, "description": "The job queue or the storage is unavailable"},
 }
+# Routes that take a multipart body: one that cannot be parsed is refused before the route runs.
+MULTIPART_ERRORS: dict[int | str, dict] = {
+    400: {"model": ErrorBody, "description": "The multipart body is broken (no boundary, truncated, not multipart)"},
+}
+
+
+def quoted(value: object, limit: int = 40) -> str:
+    """`value` as an answer may quote it: its repr, cut to `limit` characters (a 30 KB path is not echoed back)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def describe_validation(errors: list[dict]) -> str:
     parts = []
     for error in errors:
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "body"))
-        given = f" (got {error['input']!r})" if "input" in error and not isinstance(error["input"], dict) else ""
+        given = f" (got {quoted(error['input'])})" if "input" in error and not isinstance(error["input"], dict) else ""
         parts.append(f"{where}: {error.get('msg', 'invalid')}{given}" if where else error.get("msg", "invalid"))
     return "Invalid request: " + "; ".join(parts) + "."
 
@@ -39,8 +49,8 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = jsonable_encoder(exc.errors(), exclude={"ctx", "url"})
-        return JSONResponse({"detail": describe_validation(errors), "errors": errors}, status_code=422)
+        errors = jsonable_encoder(exc.errors(), exclude={"ctx", "url", "input"})  # the detail quotes the input, cut
+        return JSONResponse({"detail": describe_validation(exc.errors()), "errors": errors}, status_code=422)
 
     async def queue_down(request: Request, exc: QueueUnavailable) -> JSONResponse:
         return JSONResponse({"detail": f"The job queue is unavailable, try again later ({exc})."}, status_code=503)

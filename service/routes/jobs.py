@@ -12,7 +12,7 @@ from esrgan.models.images import FORMATS
 from esrgan.service.archive import Member, unique_names, zip_stream
 from esrgan.service.deps import ApiKey, JobsDep, SettingsDep, StorageDep
 from esrgan.service.job import TERMINAL, JobInfo, JobState, result_name
-from esrgan.service.routes.errors import ERRORS, ErrorBody
+from esrgan.service.routes.errors import ERRORS, ErrorBody, quoted
 from esrgan.service.routes.responses import result_response, with_urls
 from esrgan.service.storage import JOB_ID
 
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[ApiKey])
 def find(jobs: JobsDep, job_id: str) -> JobInfo:
     info = jobs.get(job_id) if JOB_ID.fullmatch(job_id) else None
     if info is None:
-        raise HTTPException(404, f"No job {job_id!r}: it never existed, was removed, or expired.")
+        raise HTTPException(404, f"No job {quoted(job_id)}: it never existed, was removed, or expired.")
     return info
 
 

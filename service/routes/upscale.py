@@ -13,7 +13,7 @@ from esrgan.models.images import FORMATS, encoder_limit
 from esrgan.models.resize import ScaleError, output_size
 from esrgan.service.deps import ApiKey, CatalogDep, JobsDep, SettingsDep, StorageDep
 from esrgan.service.job import INPUT, TERMINAL, JobInfo, JobState, QueueUnavailable, Size
-from esrgan.service.routes.errors import ERRORS
+from esrgan.service.routes.errors import ERRORS, MULTIPART_ERRORS, quoted
 from esrgan.service.routes.responses import download_name, result_response, with_urls
 from esrgan.service.settings import MB
 from esrgan.service.uploads import upload_size
@@ -30,6 +30,7 @@ Format = Literal["png", "webp", "jpeg"]
     responses={
         200: {"description": "With `wait=true`: the upscaled image", "content": {t: {} for t in FORMATS.values()}},
         **ERRORS,
+        **MULTIPART_ERRORS,
     },
 )
 async def upscale(
@@ -58,7 +59,7 @@ async def upscale(
     model = model or settings.default_model
     pair = catalog.get(model)
     if pair is None:
-        raise HTTPException(422, f"Unknown model {model!r}; this server offers: {', '.join(catalog)}.")
+        raise HTTPException(422, f"Unknown model {quoted(model)}; this server offers: {', '.join(catalog)}.")
     if not pair.available or pair.scale is None:
         raise HTTPException(422, f"Model {model!r} is not available on this server: {pair.error}")
     data = await file.read()
