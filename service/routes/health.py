@@ -57,7 +57,7 @@ def readyz(settings: SettingsDep, jobs: JobsDep, storage: StorageDep, catalog: C
     return JSONResponse({"status": "ready", **body})
 
 
-@router.get("/metrics", dependencies=[ApiKey], response_class=Response)
+@router.get("/metrics", dependencies=[ApiKey], response_class=Response, responses={401: ERRORS[401]})
 def metrics(request: Request) -> Response:
     """Prometheus text format: requests, queue depth, workers, job durations, failed executions."""
     return Response(generate_latest(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)

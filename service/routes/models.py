@@ -4,8 +4,9 @@ from fastapi import APIRouter
 
 from esrgan.service.deps import ApiKey, CatalogDep
 from esrgan.service.pairs import ModelInfo
+from esrgan.service.routes.errors import ERRORS
 
-router = APIRouter(tags=["models"], dependencies=[ApiKey])
+router = APIRouter(tags=["models"], dependencies=[ApiKey], responses={401: ERRORS[401]})
 
 
 @router.get("/models", response_model=list[ModelInfo])
