@@ -22,7 +22,7 @@ from esrgan.models.images import ImageError
 from esrgan.service.job import JobParams, JobState, cancel_key
 from esrgan.service.metrics import RedisStats
 from esrgan.service.settings import Settings, get_settings
-from esrgan.service.storage import open_storage
+from esrgan.service.storage import StorageError, open_storage
 
 if TYPE_CHECKING:
     from esrgan.service.runner import JobRunner
@@ -81,8 +81,9 @@ def run_upscale(
 
 
 # Failures a retry would only repeat: the input cannot be decoded, the result cannot be encoded, the job outran its
-# timeout. RQ's Retry applies to any exception; ours (Retry(max=1) at submit) is meant for a worker that died.
-FINAL_FAILURES = (ImageError, JobTimeoutException)
+# timeout, the storage failed (the runner already retried storing the result; the upload cannot be read). RQ's Retry
+# applies to any exception; ours (Retry(max=1) at submit) is meant for a worker that died.
+FINAL_FAILURES = (ImageError, JobTimeoutException, StorageError)
 
 
 def count_failure(job: Job, *exc_info: Any) -> bool:
