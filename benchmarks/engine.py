@@ -18,7 +18,7 @@ NCHW, 128 px tiles with 10 px of context, outputs pasted hard. Printed:
 `--seams` instead measures tiled (default settings) and the plain hard paste against the whole-image output on every
 Set5/Set14 photo.
 
-    .venv/bin/python -m benchmarks.engine [--seams] [--weights PSNR.safetensors]
+    .venv/bin/python -m benchmarks.engine [--seams [--precision auto|fp32|bf16]] [--weights PSNR.safetensors]
 
 (Run as a module from the repository root: it imports benchmarks/common.py, shared with benchmarks/gpu_check.py.)
 """
@@ -284,14 +284,16 @@ def thread_rows(psnr_sd: StateDict, x: np.ndarray) -> None:
     torch.set_num_threads(threads)
 
 
-def seams(weights: Path | None, init: str) -> None:
-    """Tiled at default CPU settings vs whole image, and the plain hard paste vs whole image, on every Set5/Set14
-    photo used as the input itself."""
+def seams(weights: Path | None, init: str, precision: str) -> None:
+    """Tiled at default CPU settings vs whole image in the same precision, and the plain hard paste (fp32) vs the fp32
+    whole image, on every Set5/Set14 photo used as the input itself."""
     sd = read_state_dict(weights) if weights else random_state_dict(COMPACT, init=init)
     what = weights.name if weights else f"compact RRDBNet (nf 32, nb 6, gc 16), random weights, {init} init"
-    engine = Engine(sd, None, EngineSettings(device="cpu"))
+    engine = Engine(sd, None, EngineSettings(device="cpu", precision=precision))
+    fp32 = engine if engine.precision == "fp32" else Engine(sd, None, EngineSettings(device="cpu", precision="fp32"))
     net = build_generator(sd).eval()
-    print(f"model: {what}; ours: tile {engine.tile}, overlap {engine.overlap}, feathered; plain: tile 128, 10 px, hard")
+    print(f"model: {what}; ours: tile {engine.tile}, overlap {engine.overlap}, feathered, {engine.precision}; plain: "
+          "tile 128, 10 px, hard, fp32 (against the fp32 whole image)")  # fmt: skip
     print("| image | input | windows (ours) | ours vs whole: PSNR dB | max diff | plain vs whole: PSNR dB | max diff |")
     print("|---|---|---|---|---|---|---|")
     worst = {"ours": float("inf"), "plain": float("inf")}
@@ -302,12 +304,13 @@ def seams(weights: Path | None, init: str) -> None:
         for n in x.shape[:2]:
             count *= len(window_starts(n, window_size(n, engine.tile, engine.overlap), engine.overlap))
         whole = engine.upscale_array(x, tile=max(x.shape[:2]))
+        whole_fp32 = whole if fp32 is engine else fp32.upscale_array(x, tile=max(x.shape[:2]))
         plain = plain_upscale(net, x)
-        p_ours, p_plain = psnr(tiled, whole), psnr(plain, whole)
+        p_ours, p_plain = psnr(tiled, whole), psnr(plain, whole_fp32)
         worst = {"ours": min(worst["ours"], p_ours), "plain": min(worst["plain"], p_plain)}
         name = f"{path.parent.name}/{path.name}"
         print(f"| {name} | {x.shape[1]}x{x.shape[0]} | {count} | {p_ours:.2f} | {max_grey_levels(tiled, whole)} | "
-              f"{p_plain:.2f} | {max_grey_levels(plain, whole)} |", flush=True)  # fmt: skip
+              f"{p_plain:.2f} | {max_grey_levels(plain, whole_fp32)} |", flush=True)  # fmt: skip
     print(f"worst: ours {worst['ours']:.2f} dB, plain {worst['plain']:.2f} dB")
 
 
@@ -319,7 +322,7 @@ def main() -> None:
     parser.add_argument("--child-layout", nargs=2, metavar=("LAYOUT", "MALLOC"), help=argparse.SUPPRESS)
     parser.add_argument("--child-rss", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tile", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="auto", help="precision of ours for --seams [default: auto]")
     parser.add_argument("--nb", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--child-plain", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -331,7 +334,7 @@ def main() -> None:
         return child_plain(*args.child_plain)
     print(machine_line())
     if args.seams:
-        return seams(args.weights, args.init)
+        return seams(args.weights, args.init, args.precision)
 
     started = time.perf_counter()
     psnr_sd = random_state_dict(PAPER, 0, "paper")

@@ -41,7 +41,10 @@ class TileDefaults:
     batch: int  # windows per forward call
 
 
-# CPU: the largest window whose activations stay near 1 GB for the paper-size network (its 4x upsampling layers hold
+# CPU: the same 256/32 in bf16 (half the activation memory of fp32: 683 against 1078 MB peak on a 384 px input
+# with the paper-size network; 384 px windows take 1499 MB, and whether they pay on a quiet machine is for
+# benchmarks/engine.py's tile rows to show: on the shared one they ran both 1.73x faster and 1.4x slower).
+# fp32: the largest window whose activations stay near 1 GB for the paper-size network (its 4x upsampling layers hold
 # 64 x 1024 x 1024 floats per tensor at 256 px), since larger windows recompute fewer shared pixels; batching does not
 # speed up convolutions this large on a CPU. Measured (benchmarks/RESULTS.md, "Inference engine"): on a 256 px input
 # 12.9 s at tile 256 against 19.7 s at tile 128 with the same overlap, and as fast as one whole-image forward. CUDA:
@@ -132,9 +135,16 @@ def resolve_precision(settings: EngineSettings, device: str, native_bf16: bool |
     """fp32, fp16 or bf16: what `settings.precision` means for the network on `device`.
 
     `auto` is fp16 for PyTorch on CUDA and, on the CPU, bf16 where the processor has it natively (`native_bf16`,
-    detected when None), else fp32: on a family-25 EPYC the paper-size network ran 2.1x faster in bf16 at 53 dB
-    against fp32, and Set5/Set14 outputs of both pairs stay above 50 dB (benchmarks/RESULTS.md, "CPU precision").
-    ONNX Runtime runs the fp32 graph. Only the forward changes precision: weights and the alpha blend stay fp32.
+    detected when None), else fp32. ONNX Runtime runs the fp32 graph. Only the forward changes precision: weights and
+    the alpha blend stay fp32.
+
+    The CPU default is PyTorch eager in bf16, chosen by measurement against ONNX Runtime and OpenVINO on the same
+    weights, tiles and alpha (benchmarks/RESULTS.md, "CPU precision, runtimes and previews"; family-26 EPYC, shared
+    machine): bf16 ran the paper-size network 1.57x and the embedded pair 1.75x faster than fp32 per tile, and kept
+    the embedded pair within 52.9 dB of fp32 on every Set5/Set14 photo at both ends. OpenVINO bf16 was 1.16x faster
+    than PyTorch fp32 on the paper-size tile (PyTorch bf16: 1.57x) and 2.00x on the embedded pair's (PyTorch bf16:
+    1.75x), but a new alpha costs it a reconversion (5-34 s) or, with alpha as a graph input, 1.05x / 1.67x: no
+    clear margin, so it is not shipped. ONNX Runtime (fp32 only) was 1.03-1.12x.
     """
     cuda = device.startswith("cuda")
     if settings.precision != "auto":
