@@ -1,6 +1,7 @@
 """Real components for the service tests: a redis-server on a free port, `esrgan serve` / `esrgan worker` processes,
 tiny model pairs written with our checkpoint format, and small test images."""
 
+import contextlib
 import io
 import os
 import shutil
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -231,6 +233,27 @@ def _http_answers(url: str) -> bool:
     except httpx.TransportError:
         return False
     return True
+
+
+@contextmanager
+def tmpfs(folder: Path, size: str = "2m") -> Iterator[Path]:
+    """A small real file system at `folder` (root only), so full and read-only are what the kernel says."""
+    folder.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)])
+    if not mounted or mounted.returncode != 0:
+        pytest.skip("needs root and mount(8) for a small tmpfs (a full or read-only file system)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def fill(folder: Path, leave: int) -> None:
+    """Fill the file system of `folder` until at most `leave` bytes are free."""
+    with (folder / "filler").open("wb") as f, contextlib.suppress(OSError):  # ENOSPC: as full as it gets
+        while (free := shutil.disk_usage(folder).free) > leave:
+            f.write(b"\0" * min(free - leave, 1 << 20))
+            f.flush()
 
 
 @contextmanager

@@ -1,19 +1,17 @@
 """The storage contract on both backends (a real folder, a real S3-compatible server), and each backend's faults in
 words: a read-only, full or missing folder; an object store that is gone, refuses our keys or lacks the bucket."""
 
-import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from service_helpers import S3Server, s3_server
+from service_helpers import S3Server, fill, s3_server, tmpfs
 
 from esrgan.service.settings import Settings
 from esrgan.service.storage import Storage, StorageError, open_storage, put_with_retries
@@ -132,27 +130,6 @@ def test_s3_faults_in_words_without_addresses_or_keys(aws: S3Server, tmp: Path) 
     assert time.monotonic() - started >= 0.1  # it waited before the second attempt
     for text in words:
         assert port not in text and "127.0.0.1" not in text and aws.env["AWS_SECRET_ACCESS_KEY"] not in text
-
-
-@contextmanager
-def tmpfs(folder: Path, size: str = "2m") -> Iterator[Path]:
-    """A small real file system at `folder` (root only), so full and read-only are what the kernel says."""
-    folder.mkdir()
-    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)])
-    if not mounted or mounted.returncode != 0:
-        pytest.skip("needs root and mount(8) for a small tmpfs (a full or read-only file system)")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
-
-
-def fill(folder: Path, leave: int) -> None:
-    """Fill the file system of `folder` until at most `leave` bytes are free."""
-    with (folder / "filler").open("wb") as f, contextlib.suppress(OSError):  # ENOSPC: as full as it gets
-        while (free := shutil.disk_usage(folder).free) > leave:
-            f.write(b"\0" * min(free - leave, 1 << 20))
-            f.flush()
 
 
 def test_directory_faults_in_words(tmp_path: Path) -> None:
