@@ -275,3 +275,39 @@ def test_workers_stop_warm_and_queued_jobs_survive_redis(stack: Stack) -> None:
     info = wait_until(lambda: finished(client, queued), 300, "the surviving job to finish", every=0.2)
     result = client.get(info["result_url"])
     assert result.status_code == 200 and image_size(result.content) == (120, 104)
+
+
+@compose_mark
+def test_scaling_out_compose_config(podman_ready: None) -> None:
+    """A worker-only host (docker-compose.worker.yml, GPU or CPU) and the API host beside it (docker-compose.hub.yml):
+    the queue over TLS with a password, job files in the object store; a worker host refuses to start without both."""
+    env = {
+        "ESRGAN_ENV_FILE": "/nonexistent.env",
+        "ESRGAN_REDIS_PASSWORD": "a-long-password",
+        "ESRGAN_REDIS_URL": "rediss://:a-long-password@hub.example.org:6380/0?ssl_ca_certs=/tls/redis.crt",
+        "ESRGAN_STORAGE_URL": "s3://jobs/esrgan",
+    }
+
+    def config(files: list[str]) -> dict:
+        return yaml.safe_load(Compose("esrgan-config", files, env)("config", timeout=60).stdout)
+
+    worker = config(["docker-compose.worker.yml"])["services"]["worker"]
+    assert worker["environment"]["ESRGAN_REDIS_URL"] == env["ESRGAN_REDIS_URL"]
+    assert worker["environment"]["ESRGAN_STORAGE_URL"] == "s3://jobs/esrgan"
+    assert worker["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert any(volume.endswith(":/tls:ro") for volume in worker["volumes"])
+    assert not any("/data/storage" in volume for volume in worker["volumes"])  # no shared folder on a worker host
+    cpu = config(["docker-compose.worker.yml", "docker-compose.cpu.yml"])["services"]["worker"]
+    assert cpu["build"]["target"] == "worker-cpu" and "deploy" not in cpu
+
+    hub = config(["docker-compose.yml", "docker-compose.hub.yml"])["services"]
+    command = hub["redis"]["command"]
+    assert command[command.index("--requirepass") + 1] == "a-long-password"
+    assert command[command.index("--tls-port") + 1] == "6380" and hub["redis"]["ports"] == ["6380:6380"]
+    for name in ("api", "worker"):
+        assert hub[name]["environment"]["ESRGAN_REDIS_URL"] == "redis://:a-long-password@redis:6379/0"
+        assert hub[name]["environment"]["ESRGAN_STORAGE_URL"] == "s3://jobs/esrgan"
+
+    bare = Compose("esrgan-config", ["docker-compose.worker.yml"], {"ESRGAN_ENV_FILE": "/nonexistent.env"})
+    refused = bare("config", timeout=60, check=False)
+    assert refused.returncode != 0 and "set ESRGAN_REDIS_URL in .env" in refused.stdout + refused.stderr
