@@ -452,8 +452,16 @@ def read_state_dict(path: str | Path) -> StateDict:
 
 
 def build_generator(sd: StateDict, path: str | Path = "<state dict>") -> RRDBNet:
-    """An RRDBNet whose architecture comes from the tensors, loaded strictly: every network is built here."""
-    model = RRDBNet(check_state_dict(sd, path))
+    """An RRDBNet whose architecture comes from the tensors, loaded strictly: every network is built here.
+
+    Built on the meta device and then given empty storage, since every weight is overwritten by the load: initialising
+    16.7 M parameters first (twice: PyTorch's default, then the paper's scaled Kaiming) is start-up time `esrgan
+    upscale` paid for nothing (benchmarks/RESULTS.md, "CPU precision, runtimes and previews").
+    """
+    config = check_state_dict(sd, path)
+    with torch.device("meta"):
+        model = RRDBNet(config)
+    model = model.to_empty(device="cpu")
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
