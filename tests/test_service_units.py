@@ -121,23 +121,24 @@ def test_failure_messages_for_people() -> None:
 
 def test_the_api_loads_torch_only_for_in_process_workers(tmp_path: Path) -> None:
     """Redis mode: the app (routes, queue, the worker module it enqueues from) loads no torch, its workers run
-    elsewhere. In-process mode: the worker threads bring torch, and nothing loads rq."""
+    elsewhere. In-process mode: the worker threads bring torch, and nothing loads rq. boto3 only for an object store."""
     script = (
         "import sys\n"
         "from esrgan.service.app import create_app\n"
         "from esrgan.service.settings import Settings\n"
-        "create_app(Settings(storage_dir=sys.argv[1], redis_url=sys.argv[2] or None))\n"
-        "print(','.join(m for m in ('torch', 'rq') if m in sys.modules))\n"
+        "create_app(Settings(storage_url=sys.argv[1], redis_url=sys.argv[2] or None))\n"
+        "print(','.join(m for m in ('torch', 'rq', 'boto3') if m in sys.modules))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESRGAN_")}
 
-    def loaded(redis_url: str) -> str:
-        args = [sys.executable, "-c", script, str(tmp_path / "jobs"), redis_url]
+    def loaded(redis_url: str, storage: str = str(tmp_path / "jobs")) -> str:
+        args = [sys.executable, "-c", script, storage, redis_url]
         done = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True)
         return done.stdout.strip()
 
     assert loaded("redis://127.0.0.1:1/0") == "rq"
     assert loaded("") == "torch"
+    assert loaded("redis://127.0.0.1:1/0", "s3://some-bucket/jobs") == "rq,boto3"
 
 
 def encoded(pixels: np.ndarray, fmt: str, **options: object) -> bytes:

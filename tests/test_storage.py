@@ -1,10 +1,8 @@
 """The storage contract on both backends (a real folder, a real S3-compatible server), and each backend's faults in
 words: a read-only, full or missing folder; an object store that is gone, refuses our keys or lacks the bucket."""
 
-import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,21 +174,3 @@ def test_settings_choose_the_backend(tmp_path: Path, aws: S3Server) -> None:
             Settings(storage_url=bad)
     with pytest.raises(ValueError, match="http:// or https://"):
         Settings(s3_endpoint_url="minio:9000")
-
-
-def test_boto3_is_imported_only_for_the_object_store(tmp_path: Path) -> None:
-    script = (
-        "import sys\n"
-        "from esrgan.service.app import create_app\n"
-        "from esrgan.service.settings import Settings\n"
-        "create_app(Settings(storage_url=sys.argv[1], redis_url='redis://127.0.0.1:1/0'))\n"
-        "print('boto3' in sys.modules)\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ESRGAN_")}
-
-    def loads_boto3(url: str) -> str:
-        args = [sys.executable, "-c", script, url]
-        return subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout.strip()
-
-    assert loads_boto3(str(tmp_path / "jobs")) == "False"
-    assert loads_boto3("s3://some-bucket/jobs") == "True"
