@@ -8,14 +8,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from esrgan.models.download import DownloadError
 
+if TYPE_CHECKING:
+    from esrgan.models.registry import FileSpec
+
 app = typer.Typer()
-weights_app = typer.Typer(help="Known pretrained PSNR/GAN pairs: list them, download them.", no_args_is_help=True)
+weights_app = typer.Typer(
+    help="Known pretrained models (PSNR/GAN pairs and single models): list them, download them.", no_args_is_help=True
+)
 app.add_typer(weights_app, name="weights")
 
 CacheDir = Annotated[
@@ -43,14 +48,17 @@ def one_line_errors() -> Iterator[None]:
 @app.command()
 def info(path: Path) -> None:
     """Show the layout, architecture, parameter count and metadata of a weights file."""
-    from esrgan.models.checkpoints import describe_weights
+    from esrgan.models.architectures import describe
+    from esrgan.models.layouts import describe_weights
 
     with one_line_errors():
         weights = describe_weights(path)
-    c = weights.config
+    fields = describe(weights.config)
+    arch, scale, in_ch, out_ch = (fields.pop(k) for k in ("arch", "scale", "in_ch", "out_ch"))
+    shape = " ".join(f"{k}={v}" for k, v in fields.items())
     typer.echo(str(path))
     typer.echo(f"  layout: {weights.layout.value}" + (f" (wrapped in {weights.wrapper!r})" if weights.wrapper else ""))
-    typer.echo(f"  architecture: RRDBNet x{c.scale} nf={c.nf} nb={c.nb} gc={c.gc} in_ch={c.in_ch} out_ch={c.out_ch}")
+    typer.echo(f"  architecture: {arch} x{scale} {shape} in_ch={in_ch} out_ch={out_ch}")
     typer.echo(f"  parameters: {weights.parameters:,} ({', '.join(weights.dtypes)})")
     for key, value in weights.metadata.items():
         typer.echo(f"  {key}: {value}")
@@ -63,8 +71,12 @@ def convert(
     to: Annotated[Target, typer.Option(help="Layout to write.")] = Target.ours,
     stage: Annotated[str | None, typer.Option(help="psnr/gan for `--to ours` [default: from SRC or unknown].")] = None,
 ) -> None:
-    """Convert generator weights between layouts, bit-exactly (ours, BasicSR/Real-ESRGAN, official ESRGAN old/new)."""
-    from esrgan.models.checkpoints import Layout, export_state_dict, load_checkpoint, save_generator
+    """Convert generator weights between layouts, bit-exactly (ours, BasicSR/Real-ESRGAN, official ESRGAN old/new).
+
+    RRDBNet converts to every layout; SRVGGNetCompact to ours and basicsr (Real-ESRGAN's).
+    """
+    from esrgan.models.checkpoints import export_state_dict, load_checkpoint, save_generator
+    from esrgan.models.layouts import Layout
 
     with one_line_errors():
         ckpt = load_checkpoint(src)
@@ -88,7 +100,7 @@ def interpolate(
     alpha: Annotated[float, typer.Option(help="0 = PSNR model, 1 = GAN model.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .safetensors file.")],
 ) -> None:
-    """Blend two generators: theta = (1 - alpha) * theta_PSNR + alpha * theta_GAN.
+    """Blend two generators of the same architecture and shapes: theta = (1 - alpha) * theta_PSNR + alpha * theta_GAN.
 
     Only a GAN model fine-tuned from this very PSNR model blends well; two unrelated models of the same
     architecture load fine and give garbage.
@@ -107,30 +119,39 @@ def interpolate(
 
 @weights_app.command("list")
 def weights_list(cache_dir: CacheDir = None) -> None:
-    """The known pairs, whether their files are here, and where they come from."""
-    from esrgan.models.registry import DEFAULT_PAIR, PAIRS, file_path
+    """The known models, whether their files are here, and where they come from."""
+    from esrgan.models.registry import DEFAULT_PAIR, PAIRS, SINGLES, file_path
 
-    for name, pair in PAIRS.items():
-        typer.echo(f"{name}{' (default)' if name == DEFAULT_PAIR else ''}: x{pair.gan.scale}. {pair.note}")
-        for role, spec in (("psnr", pair.psnr), ("gan", pair.gan)):
+    def files(roles: tuple[tuple[str, "FileSpec"], ...]) -> None:
+        for role, spec in roles:
             path = file_path(spec, cache_dir)
             how = "" if spec.url or spec.bundled else ", manual download"
             state = "present" if path.is_file() else f"missing{how}"
             typer.echo(f"  {role}: {spec.filename} [{state}] {spec.provenance}")
 
+    for name, pair in PAIRS.items():
+        typer.echo(f"{name}{' (default)' if name == DEFAULT_PAIR else ''}: x{pair.gan.scale}. {pair.note}")
+        scale = pair.alpha
+        typer.echo(f"  alpha: {scale.name}, 0 {scale.low} ... 1 {scale.high}; starts at {pair.default_alpha:g}")
+        files((("psnr", pair.psnr), ("gan", pair.gan)))
+    for name, single in SINGLES.items():
+        typer.echo(f"{name}: x{single.weights.scale}. {single.note}")
+        typer.echo("  alpha: none, a single model")
+        files((("weights", single.weights),))
+
 
 @weights_app.command("download")
 def weights_download(
-    name: Annotated[str, typer.Argument(help="A pair from `esrgan weights list`.")],
+    name: Annotated[str, typer.Argument(help="A model from `esrgan weights list`.")],
     cache_dir: CacheDir = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
-    """Fetch both files of a known pair into the cache: resumes, retries, verifies checksums."""
+    """Fetch every file of a known model into the cache: resumes, retries, verifies checksums."""
     from esrgan.models.download import sha256_file
-    from esrgan.models.registry import PAIRS, download_pair
+    from esrgan.models.registry import download_model, model_files
 
     with one_line_errors():
-        paths = download_pair(name, cache_dir, progress=not quiet)
-    for spec, path in zip((PAIRS[name].psnr, PAIRS[name].gan), paths, strict=True):
+        paths = download_model(name, cache_dir, progress=not quiet)
+    for spec, path in zip(model_files(name), paths, strict=True):
         checked = "verified" if spec.sha256 or spec.sha256_prefix else f"unverified, sha256 {sha256_file(path)}"
         typer.echo(f"{path} ({checked})")

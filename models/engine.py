@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from esrgan.models.checkpoints import StateDict, infer_config, read_state_dict
+from esrgan.models.checkpoints import StateDict, check_state_dict, read_state_dict
 from esrgan.models.images import Picture
 from esrgan.models.interpolate import check_alpha, check_compatible
 from esrgan.models.pixels import network_input, to_batch
@@ -213,7 +213,7 @@ class Engine:
         if not self.device.startswith("cuda"):
             tune_malloc()
         self.runner = make_runner(psnr, gan, settings.backend, self.device, half)  # builds (and checks) the network
-        config = infer_config(psnr)
+        config = check_state_dict(psnr)
         self.scale = config.scale
         self.align = config.unshuffle  # windows must be multiples of the pixel-unshuffle factor
         self.is_pair = gan is not None

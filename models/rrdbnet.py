@@ -4,37 +4,13 @@ Parameter names follow BasicSR/Real-ESRGAN (`conv_first`, `body.N.rdb1.conv1`, `
 those are our canonical keys, and `models/checkpoints.py` maps every other layout onto them.
 """
 
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Scale -> pixel-unshuffle factor: the trunk always upsamples 4x, so x2 and x1 fold 2x2 or 4x4 pixels into channels.
-UNSHUFFLE = {4: 1, 2: 2, 1: 4}
-
-
-@dataclass(frozen=True)
-class RRDBConfig:
-    in_ch: int = 3
-    out_ch: int = 3
-    nf: int = 64  # feature channels
-    nb: int = 23  # RRDB blocks in the trunk
-    gc: int = 32  # growth channels inside a dense block
-    scale: int = 4  # 4 natively; 2 and 1 put a pixel-unshuffle in front, as the later official releases do
-
-    def __post_init__(self) -> None:
-        if self.scale not in UNSHUFFLE:
-            raise ValueError(f"RRDBNet supports scale 1, 2 or 4, not {self.scale}")
-        for name in ("in_ch", "out_ch", "nf", "nb", "gc"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"RRDBConfig.{name} must be positive, got {getattr(self, name)}")
-
-    @property
-    def unshuffle(self) -> int:
-        """Pixel-unshuffle factor in front of conv_first (1 at scale 4); input sides must be multiples of it."""
-        return UNSHUFFLE[self.scale]
+from esrgan.models.architectures import RRDBConfig
 
 
 def _small_kaiming_(convs: list[nn.Conv2d], scale: float) -> None:

@@ -9,19 +9,15 @@ import torch
 from safetensors.torch import save_file
 
 from esrgan.models import checkpoints
+from esrgan.models.architectures import expected_shapes
 from esrgan.models.checkpoints import (
-    CheckpointError,
-    Layout,
-    WeightsInfo,
-    describe_weights,
-    expected_shapes,
     export_state_dict,
     load_checkpoint,
     load_generator,
-    read_metadata,
     read_state_dict,
     save_generator,
 )
+from esrgan.models.layouts import CheckpointError, Layout, WeightsInfo, describe_weights, read_metadata
 from esrgan.models.rrdbnet import RRDBConfig, RRDBNet, random_state_dict
 
 CONFIGS = [

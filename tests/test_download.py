@@ -18,7 +18,7 @@ from esrgan.models.registry import (
     FileSpec,
     PairSpec,
     default_cache_dir,
-    download_pair,
+    download_model,
     resolve_pair,
 )
 
@@ -221,7 +221,7 @@ def test_resolve_pair_says_how_to_get_missing_files(monkeypatch, tmp_path: Path)
     )
 
 
-def test_download_pair_fetches_and_verifies(server, monkeypatch, tmp_path: Path) -> None:
+def test_download_model_fetches_and_verifies(server, monkeypatch, tmp_path: Path) -> None:
     base, _ = server
     manual = f"psnr-{DIGEST[:8]}.pth"
     pair = PairSpec(
@@ -231,12 +231,12 @@ def test_download_pair_fetches_and_verifies(server, monkeypatch, tmp_path: Path)
     )
     monkeypatch.setitem(PAIRS, "test-pair", pair)
     with pytest.raises(DownloadError, match=rf"{manual} cannot be downloaded automatically\. by hand"):
-        download_pair("test-pair", tmp_path, progress=False)
+        download_model("test-pair", tmp_path, progress=False)
     assert (tmp_path / "good.pth").read_bytes() == DATA  # the downloadable half is fetched before complaining
     (tmp_path / manual).write_bytes(b"something else")
     with pytest.raises(ChecksumError, match=f"expected one starting {DIGEST[:8]}"):
-        download_pair("test-pair", tmp_path, progress=False)
+        download_model("test-pair", tmp_path, progress=False)
     (tmp_path / manual).write_bytes(DATA)
-    assert download_pair("test-pair", tmp_path, progress=False) == (tmp_path / manual, tmp_path / "good.pth")
+    assert download_model("test-pair", tmp_path, progress=False) == (tmp_path / manual, tmp_path / "good.pth")
     assert (tmp_path / "good.pth").read_bytes() == DATA
     assert resolve_pair("test-pair", tmp_path) == (tmp_path / manual, tmp_path / "good.pth")
