@@ -220,6 +220,11 @@ def _pair(name: str) -> PairSpec:
     return PAIRS[name]
 
 
+def starting_alpha(name: str | None) -> float:
+    """Where a pair's alpha starts: its registry default, or the paper's for a pair of one's own files (None)."""
+    return PAPER_ALPHA if name is None else _pair(name).default_alpha
+
+
 def model_files(name: str) -> tuple[FileSpec, ...]:
     """The files of a known model: (PSNR, GAN) for a pair, (weights,) for a single model."""
     if name in SINGLES:

@@ -42,7 +42,9 @@ class Format(StrEnum):
     jpeg = "jpeg"
 
 
-ModelOpt = Annotated[str | None, typer.Option("--model", help="A known pair (`esrgan weights list`) [default: ours].")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="A known pair or single model (`esrgan weights list`) [default: ours].")
+]
 PsnrOpt = Annotated[Path | None, typer.Option("--psnr", help="PSNR-stage weights of your own pair (with --gan).")]
 GanOpt = Annotated[Path | None, typer.Option("--gan", help="GAN-stage weights of your own pair (with --psnr).")]
 WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="One weights file, used as it is (no alpha).")]
@@ -50,7 +52,7 @@ WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="One weights 
 
 def choose_weights(model: str | None, psnr: Path | None, gan: Path | None, weights: Path | None):
     """(PSNR or single weights path, GAN path or None) from the mutually exclusive model options."""
-    from esrgan.models.registry import DEFAULT_PAIR, resolve_pair
+    from esrgan.models.registry import DEFAULT_PAIR, resolve_model
 
     chosen = sum(x is not None for x in (model, psnr or gan, weights))
     if chosen > 1:
@@ -61,7 +63,7 @@ def choose_weights(model: str | None, psnr: Path | None, gan: Path | None, weigh
         if psnr is None or gan is None:
             raise ValueError("--psnr and --gan go together")
         return psnr, gan
-    return resolve_pair(model or DEFAULT_PAIR)
+    return resolve_model(model or DEFAULT_PAIR)
 
 
 def images_below(folder: Path, skip: Path) -> list[Path]:
@@ -105,7 +107,9 @@ def output_path(src: Path, out: Path, single: bool, fmt: str, scale: float, fold
 def upscale(
     inputs: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (or file, for one input).")],
-    alpha: Annotated[float, typer.Option(help="0 = PSNR model (smooth), 1 = GAN model (detail).")] = 0.8,
+    alpha: Annotated[
+        float | None, typer.Option(help="0 = PSNR model (smooth), 1 = GAN model (detail) [default: the pair's].")
+    ] = None,
     model: ModelOpt = None,
     psnr: PsnrOpt = None,
     gan: GanOpt = None,
@@ -132,6 +136,7 @@ def upscale(
 
     from esrgan.models.engine import Engine, EngineSettings
     from esrgan.models.images import ImageError, read_image, write_image
+    from esrgan.models.registry import DEFAULT_PAIR, starting_alpha
     from esrgan.models.resize import output_size, resize
 
     with one_line_errors():
@@ -145,10 +150,12 @@ def upscale(
             device=device.value, backend=backend.value, tile=tile, overlap=overlap, precision=precision.value
         )
         if second is None:
+            if alpha is not None:
+                raise ValueError(f"--alpha blends a PSNR/GAN pair; {first.name} is a single model, used as it is")
             engine = Engine.from_weights(first, settings)
         else:
             engine = Engine.from_pair(first, second, settings)
-            engine.set_alpha(alpha)
+            engine.set_alpha(starting_alpha(None if psnr else model or DEFAULT_PAIR) if alpha is None else alpha)
         if outscale is not None:
             output_size(1, 1, engine.scale, outscale)  # refuse a scale the network cannot give before any work
     failed = 0
