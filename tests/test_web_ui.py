@@ -87,10 +87,17 @@ def browser(request: pytest.FixtureRequest):
         request.config.add_cleanup(lambda: reporter.write_line(f"web UI screenshots: {ARTIFACTS}"))
 
 
+# Collects what the page's Content-Security-Policy blocked, in the page, from before its first script runs.
+CSP_WATCH = """document.addEventListener("securitypolicyviolation", (e) =>
+    (window.__blocked = window.__blocked || []).push(`${e.violatedDirective} ${e.blockedURI}`));"""
+
+
 def open_page(browser, url: str, page_route=None, **options):
     """A fresh context and page; page errors (uncaught exceptions) are collected and must stay empty.
-    `page_route` handles the request for the page itself, if given."""
-    context = browser.new_context(accept_downloads=True, **options)
+    `page_route` handles the request for the page itself, if given. The page's CSP is bypassed here, because these
+    tests read the page with Playwright's string predicates and blob fetches, which the CSP rightly refuses; the page
+    itself under its CSP is `test_the_page_and_the_api_docs_work_under_their_csp`'s business."""
+    context = browser.new_context(accept_downloads=True, bypass_csp=True, **options)
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))
@@ -174,6 +181,47 @@ def split(page) -> float:
 def rgb(path_or_bytes) -> np.ndarray:
     source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
     return np.asarray(Image.open(source).convert("RGB"), dtype=np.float32) / 255
+
+
+def test_the_page_and_the_api_docs_work_under_their_csp(browser, server: str, files: dict[str, Path]) -> None:
+    """The page under its own CSP header runs a whole job (blob: images in the compare view) with no console error
+    and nothing blocked; /docs and /redoc render under theirs, offline: everything loaded comes from this origin.
+    The one thing blocked is ReDoc's own footer logo, which its script hard-codes from a CDN (it hides the image when
+    the load fails): the CSP is what keeps the docs page from calling out."""
+    context = browser.new_context(accept_downloads=True)  # the page's CSP applies: no bypass_csp here
+    context.add_init_script(CSP_WATCH)
+    page = context.new_page()
+    console, answered = [], []
+    page.on("console", lambda m: m.type == "error" and console.append(m.text))
+    page.on("pageerror", lambda exc: console.append(str(exc)))
+    page.on("response", lambda r: answered.append(r.url))  # a request the CSP blocked gets no response
+    answer = page.goto(server)
+    assert "script-src 'self';" in answer.headers["content-security-policy"]
+    page.wait_for_selector("html[data-ready=true]")
+    page.set_input_files("#file-input", files["sample"])
+    page.wait_for_selector("#file-info:not([hidden])")
+    page.click("#start")
+    wait_finished(page)
+    assert page.get_attribute("#after-img", "src").startswith("blob:")
+    with page.expect_download() as download:
+        page.click("#download")
+    assert download.value.suggested_filename.endswith(".png")
+    assert page.evaluate("window.__blocked || []") == [] and console == []
+    redoc_logo = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+    for path, rendered, blocked in (
+        ("docs", ".swagger-ui .info .title", []),
+        ("redoc", "[data-section-id] h2", [f"img-src {redoc_logo}"]),
+    ):
+        answer = page.goto(f"{server}/{path}")
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"], path
+        page.wait_for_selector(rendered, timeout=30_000)
+        assert "ESRGAN upscaling service" in page.inner_text("body"), path
+        page.screenshot(path=ARTIFACTS / f"desktop-{path}.png")
+        assert page.evaluate("window.__blocked || []") == blocked, path
+    context.close()
+    assert all(redoc_logo in message for message in console), console
+    origin = server.rstrip("/")
+    assert all(url.startswith((origin, "blob:", "data:")) for url in answered), [u for u in answered if origin not in u]
 
 
 def test_drop_upscale_compare_and_download(desktop, files: dict[str, Path], tmp_path: Path) -> None:
