@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-from service_helpers import api_server
+from service_helpers import api_server, redis_server
 
 from esrgan.models.checkpoints import save_generator
 from esrgan.models.rrdbnet import RRDBConfig, random_state_dict
@@ -51,6 +51,13 @@ def write_pair() -> Callable[..., tuple[Path, Path]]:
 def tmp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The module's own folder (weights, storage, process logs), shared by its tests as its server is."""
     return tmp_path_factory.mktemp(request.module.__name__.removeprefix("test_"))
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp: Path) -> Iterator[str]:
+    """A redis-server of the module's own on a free port, for a module whose server and workers queue on Redis."""
+    with redis_server(tmp) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

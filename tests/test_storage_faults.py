@@ -15,7 +15,6 @@ from service_helpers import (
     fill,
     make_pair,
     png_bytes,
-    redis_server,
     service_env,
     start_worker,
     submit,
@@ -31,12 +30,6 @@ FLOOR = 1024 * 1024  # ESRGAN_MIN_FREE_BYTES here: half the tmpfs
 def disk(tmp: Path):
     with tmpfs(tmp / "disk", size="2m") as folder:
         yield folder
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp: Path):
-    with redis_server(tmp) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
