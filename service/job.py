@@ -66,7 +66,7 @@ class JobParams:
     """What a worker needs besides the job id: the only things that cross from the API to a worker process."""
 
     model: str
-    alpha: float
+    alpha: float | None  # None: a single model, which takes no alpha
     format: str
     tile: int | None = None
     size: tuple[int, int] | None = None  # (width, height) the network's result is resized to; None: its own scale
@@ -76,7 +76,7 @@ class JobInfo(BaseModel):
     id: str
     state: JobState
     model: str
-    alpha: float
+    alpha: float | None  # None for a single model
     format: str
     tile: int | None = None
     scale: float | None = None  # the output scale asked for (`?scale=`); None: the model's own, unless width/height

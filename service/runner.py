@@ -15,7 +15,7 @@ from esrgan.models.engine import Cancelled, Engine, EngineSettings
 from esrgan.models.images import read_image, write_image
 from esrgan.models.resize import resize
 from esrgan.service.job import INPUT, CancelCheck, JobParams, ProgressReport, result_name
-from esrgan.service.pairs import pair_paths
+from esrgan.service.pairs import model_paths
 from esrgan.service.settings import Settings
 from esrgan.service.storage import Storage, StorageError, put_with_retries
 
@@ -40,12 +40,14 @@ class EngineCache:
 
     def get(self, model: str) -> Engine:
         if model not in self.engines:
-            psnr, gan = pair_paths(self.entries[model])
+            first, gan = model_paths(self.entries[model])
             settings = EngineSettings(
                 device=self.settings.device, tile=self.settings.tile, precision=self.settings.precision
             )
-            engine = self.engines[model] = Engine.from_pair(psnr, gan, settings)
-            log.info("loaded model pair %s (%s, %s) on %s in %s", model, psnr, gan, engine.device, engine.precision)
+            engine = Engine.from_weights(first, settings) if gan is None else Engine.from_pair(first, gan, settings)
+            self.engines[model] = engine
+            files = first.name if gan is None else f"{first.name} + {gan.name}"
+            log.info("loaded model %s (%s) on %s in %s", model, files, engine.device, engine.precision)
         return self.engines[model]
 
     def preload(self) -> None:
@@ -87,7 +89,8 @@ class JobRunner:
             raise StorageError("this job's upload is no longer in the storage (removed, or expired)") from None
         picture = read_image(upload, max_pixels=self.settings.max_pixels)
         engine = self.engines.get(params.model)
-        engine.set_alpha(params.alpha)
+        if params.alpha is not None:  # a pair: blend for this job (free when it repeats); a single model has none
+            engine.set_alpha(params.alpha)
         try:
             result = engine.upscale(picture, progress=progress, cancel=cancel, tile=params.tile)
         except Cancelled:

@@ -22,11 +22,13 @@ MB = 1024 * 1024
 
 @dataclass(frozen=True)
 class WeightsEntry:
-    """One model pair the service offers: a registry name, or a name with our own PSNR and GAN files."""
+    """One model the service offers: a registry name (a pair or a single model), a name with our own PSNR and GAN
+    files, or a name with one weights file used as it is (a single model: no alpha)."""
 
     name: str
-    psnr: Path | None = None  # None: `name` is looked up in models.registry
+    psnr: Path | None = None  # psnr, gan and weights all None: `name` is looked up in models.registry
     gan: Path | None = None
+    weights: Path | None = None  # a single model's file
 
 
 class Settings(BaseSettings):
@@ -47,10 +49,13 @@ class Settings(BaseSettings):
     s3_presign_seconds: int = Field(300, ge=0, le=7 * 24 * 3600)
     # A folder with less free space than this is not ready, and refuses uploads (results need many times their room).
     min_free_bytes: int = Field(100 * MB, ge=0)
-    # Model pairs, comma-separated. An entry is a registry name (`esrgan-compact-x4`) or `NAME=PSNR_FILE+GAN_FILE`.
-    # The first entry is the default for requests that do not name a model.
+    # Models, comma-separated. An entry is a registry name (a pair such as `esrgan-compact-x4`, or a single model such
+    # as `realesr-animevideov3`), `NAME=PSNR_FILE+GAN_FILE` (a pair), or `NAME=FILE` or a bare FILE (a single model,
+    # named by its file's stem). The first entry is the default for requests that do not name a model.
     weights: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [DEFAULT_PAIR])
-    default_alpha: float = Field(0.8, ge=0.0, le=1.0, allow_inf_nan=False)
+    # Where every pair's alpha starts, for the whole server; unset: each pair's own default (the registry's, or the
+    # paper's 0.8 for a pair of one's own files).
+    default_alpha: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # What the network computes in (the weights and the alpha blend stay fp32): auto is fp16 on CUDA and bf16 on a CPU
     # with native bf16 (AVX512_BF16 or AMX), else fp32; each worker resolves auto on its own machine.
@@ -95,7 +100,7 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_weights(cls, value: list[str]) -> list[str]:
         if not value:
-            raise ValueError("at least one model pair is needed")
+            raise ValueError("at least one model is needed")
         entries = [parse_weights_entry(item) for item in value]
         names = [entry.name for entry in entries]
         if len(set(names)) != len(names):
@@ -141,17 +146,29 @@ class Settings(BaseSettings):
 
 
 def parse_weights_entry(item: str) -> WeightsEntry:
-    """`esrgan-compact-x4` -> registry entry; `mine=/w/psnr.safetensors+/w/gan.safetensors` -> our own pair."""
+    """`esrgan-compact-x4` -> registry entry; `mine=/w/psnr.safetensors+/w/gan.safetensors` -> our own pair;
+    `anime=/w/net.pth` or `/w/net.pth` -> a single model (a bare path: one with a folder or a weights suffix)."""
     if "=" not in item:
-        return WeightsEntry(item)
+        path = Path(item)
+        if "/" not in item and path.suffix not in WEIGHTS_SUFFIXES:
+            return WeightsEntry(item)
+        return WeightsEntry(path.stem, weights=_weights_file(item, item))
     name, _, files = item.partition("=")
     psnr, plus, gan = files.partition("+")
-    if not name or not plus or not psnr or not gan:
-        raise ValueError(f"weights entry {item!r} must look like NAME=PSNR_FILE+GAN_FILE")
-    for path in (psnr, gan):
-        if not Path(path).is_file():
-            raise ValueError(f"weights entry {item!r}: {path} is not a file")
-    return WeightsEntry(name.strip(), Path(psnr), Path(gan))
+    if not name.strip() or not psnr or (plus and not gan):
+        raise ValueError(f"weights entry {item!r} must look like NAME=PSNR_FILE+GAN_FILE or NAME=FILE")
+    if not plus:
+        return WeightsEntry(name.strip(), weights=_weights_file(item, psnr))
+    return WeightsEntry(name.strip(), _weights_file(item, psnr), _weights_file(item, gan))
+
+
+WEIGHTS_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
+
+
+def _weights_file(item: str, path: str) -> Path:
+    if not Path(path).is_file():
+        raise ValueError(f"weights entry {item!r}: {path} is not a file")
+    return Path(path)
 
 
 def split_s3_url(url: str) -> tuple[str, str]:

@@ -48,7 +48,7 @@ def start_runner(settings: Settings) -> None:
 
 
 def run_upscale(
-    job_id: str, alpha: float, model: str, fmt: str, tile: int | None, size: tuple[int, int] | None = None
+    job_id: str, alpha: float | None, model: str, fmt: str, tile: int | None, size: tuple[int, int] | None = None
 ) -> None:
     """Upscale one stored upload at `alpha` with this worker's runner (resized to `size`, if given).
 

@@ -49,7 +49,9 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         ("default_alpha", float("nan"), "finite"),
         ("default_alpha", 1.5, "less than or equal to 1"),
         ("weights", "mine=/no/such+/files", "is not a file"),
-        ("weights", "mine=only-one-file", "NAME=PSNR_FILE+GAN_FILE"),
+        ("weights", "mine=psnr-without-gan.pth+", "NAME=PSNR_FILE+GAN_FILE"),
+        ("weights", "mine=no-such-single-file.pth", "is not a file"),
+        ("weights", "/no/such/single.pth", "is not a file"),
         ("weights", "a,a", "unique"),
         ("api_key", "short", "at least 16 characters"),
         ("max_upload_bytes", 0, "greater than 0"),
@@ -121,12 +123,19 @@ def test_failure_messages_for_people() -> None:
 
 def test_the_api_loads_torch_only_for_in_process_workers(tmp_path: Path) -> None:
     """Redis mode: the app (routes, queue, the worker module it enqueues from) loads no torch, its workers run
-    elsewhere. In-process mode: the worker threads bring torch, and nothing loads rq. boto3 only for an object store."""
+    elsewhere, not even once its start-up has described the embedded pair's files for the catalog (from their
+    safetensors headers). In-process mode: the worker threads bring torch, and nothing loads rq. boto3 only for an
+    object store."""
     script = (
-        "import sys\n"
+        "import asyncio, sys\n"
         "from esrgan.service.app import create_app\n"
         "from esrgan.service.settings import Settings\n"
-        "create_app(Settings(storage_url=sys.argv[1], redis_url=sys.argv[2] or None))\n"
+        "app = create_app(Settings(storage_url=sys.argv[1], redis_url=sys.argv[2] or None))\n"
+        "async def start_and_stop():\n"
+        "    async with app.router.lifespan_context(app):\n"
+        "        model = app.state.catalog['esrgan-compact-x4']\n"
+        "        assert model.available and model.architecture['nf'] == 32, model\n"
+        "asyncio.run(start_and_stop())\n"
         "print(','.join(m for m in ('torch', 'rq', 'boto3') if m in sys.modules))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESRGAN_")}

@@ -51,7 +51,11 @@ def test_context_and_config(tmp_path: Path, pair: tuple[Path, Path]) -> None:
     context = response.context
     assert context["default_alpha"] == 0.35
     assert context["default_model"] == "tiny"
-    assert context["models"] == [{"name": "tiny", "scale": 4}, {"name": "other", "scale": 4}]
+    detail = {"default": 0.35, "name": "detail", "low": "faithful", "high": "detailed"}  # the server's alpha, own pairs
+    assert context["models"] == [
+        {"name": "tiny", "scale": 4, "alpha": detail},
+        {"name": "other", "scale": 4, "alpha": detail},
+    ]
     assert context["formats"] == ["png", "webp", "jpeg"]
     assert context["limits"] == {"max_upload_bytes": 3_000_000, "max_pixels": 250_000}
     assert context["api_key_required"] is False

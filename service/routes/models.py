@@ -1,4 +1,4 @@
-"""GET /models: the pairs this server offers, their scale, architecture and provenance."""
+"""GET /models: the models this server offers, their scale, architecture, provenance and alpha."""
 
 from fastapi import APIRouter
 
@@ -11,5 +11,6 @@ router = APIRouter(tags=["models"], dependencies=[ApiKey], responses={401: ERROR
 
 @router.get("/models", response_model=list[ModelInfo])
 def list_models(catalog: CatalogDep) -> list[ModelInfo]:
-    """The configured model pairs; the first is the default, unavailable ones say why."""
+    """The configured models; the first is the default, unavailable ones say why. A pair's `alpha` says what its
+    slider means and where it starts; a single model's is null (it takes no alpha)."""
     return list(catalog.values())

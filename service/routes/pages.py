@@ -29,9 +29,18 @@ def index(request: Request, settings: SettingsDep, catalog: CatalogDep) -> Respo
     templates = request.app.state.templates
     if templates is None:  # installed without the web UI: the API docs are the front page
         return RedirectResponse(request.url_for("swagger_ui"))
-    models = [{"name": m.name, "scale": m.scale} for m in catalog.values() if m.available]
+    models = [
+        {"name": m.name, "scale": m.scale, "alpha": m.alpha.model_dump() if m.alpha else None}
+        for m in catalog.values()
+        if m.available
+    ]
+    # The slider as the default model has it (the script sets it again whenever the model changes): a pair's labels
+    # and starting alpha, or none for a single model.
+    first = catalog.get(settings.default_model)
+    alpha = first.alpha.model_dump() if first and first.alpha else None
     context = {
-        "default_alpha": settings.default_alpha,
+        "alpha": alpha,
+        "default_alpha": alpha["default"] if alpha else None,
         "default_model": settings.default_model,
         "models": models,
         "formats": list(FORMATS),

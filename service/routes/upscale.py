@@ -42,9 +42,15 @@ async def upscale(
     catalog: CatalogDep,
     alpha: Annotated[
         float | None,
-        Query(ge=0.0, le=1.0, allow_inf_nan=False, description="0 = PSNR network (smooth), 1 = GAN network (sharp)"),
+        Query(
+            ge=0.0,
+            le=1.0,
+            allow_inf_nan=False,
+            description="A pair's blend, 0 to 1 (GET /models says what it means); default: the pair's. "
+            "Refused for a single model.",
+        ),
     ] = None,
-    model: Annotated[str | None, Query(description="A pair from GET /models; default: the server's first")] = None,
+    model: Annotated[str | None, Query(description="A model from GET /models; default: the server's first")] = None,
     fmt: Annotated[Format, Query(alias="format", description="Encoding of the result")] = "png",
     tile: Annotated[int | None, Query(ge=16, le=4096, description="Tile size in input pixels")] = None,
     scale: Annotated[
@@ -62,6 +68,10 @@ async def upscale(
         raise HTTPException(422, f"Unknown model {quoted(model)}; this server offers: {', '.join(catalog)}.")
     if not pair.available or pair.scale is None:
         raise HTTPException(422, f"Model {model!r} is not available on this server: {pair.error}")
+    if alpha is not None and pair.alpha is None:
+        raise HTTPException(
+            422, f"Model {model!r} is a single network, not a PSNR/GAN pair: it takes no alpha. Leave alpha out."
+        )
     data = await file.read()
     if len(data) > settings.max_upload_bytes:
         limit = settings.max_upload_bytes / MB
@@ -78,7 +88,7 @@ async def upscale(
         id=job_id,
         state=JobState.QUEUED,
         model=model,
-        alpha=settings.default_alpha if alpha is None else alpha,
+        alpha=pair.alpha.default if alpha is None and pair.alpha else alpha,
         format=fmt,
         tile=tile,
         scale=scale,

@@ -24,6 +24,11 @@ const ui = {
   scale: $("scale"),
   alpha: $("alpha"),
   alphaValue: $("alpha-value"),
+  alphaName: $("alpha-name"),
+  alphaLow: $("alpha-low"),
+  alphaHigh: $("alpha-high"),
+  alphaHelp: $("alpha-help"),
+  alphaNote: $("alpha-note"),
   previewMode: $("preview-mode"),
   start: $("start"),
   cancel: $("cancel"),
@@ -74,6 +79,9 @@ const alpha = () => Number(ui.alpha.value);
 const alphaText = (a) => a.toFixed(2);
 const format = () => document.querySelector('input[name="format"]:checked').value;
 const model = () => ui.model.value;
+// The chosen model's alpha as GET /models gives it ({default, name, low, high}); null for a single model.
+const modelAlpha = () => config.models.find((m) => m.name === model())?.alpha ?? null;
+const atAlpha = (a = alpha()) => (modelAlpha() ? ` at α ${alphaText(a)}` : "");
 const modelScale = () => Number(ui.model.selectedOptions[0]?.dataset.scale || 4);
 const scale = () => Number(ui.scale.value) || modelScale(); // the output's: the model's own or a smaller one
 const resultKey = (a = alpha()) => `${model()}|${format()}|${scale()}|${alphaText(a)}`;
@@ -85,7 +93,8 @@ const outputSize = ({ width, height }, s = scale()) => ({
 
 /** What every job of this page asks for; `scale` only when it differs from the model's own. */
 function jobParams(a = alpha()) {
-  const params = { alpha: alphaText(a), model: model(), format: format() };
+  const params = { model: model(), format: format() };
+  if (modelAlpha()) params.alpha = alphaText(a); // a single model refuses one
   if (scale() !== modelScale()) params.scale = String(scale());
   return params;
 }
@@ -446,7 +455,7 @@ function showResult(key) {
   compare.showAfter(r.url);
   compare.clearPreview();
   ui.viewer.dataset.mode = "compare";
-  ui.tagAfter.textContent = `ESRGAN · α ${alphaText(r.alpha)}`;
+  ui.tagAfter.textContent = modelAlpha() ? `ESRGAN · α ${alphaText(r.alpha)}` : model();
   ui.download.hidden = false;
   ui.download.href = r.url;
   ui.download.download = r.filename;
@@ -478,10 +487,33 @@ function renderChips() {
 
 // ---------- alpha and the quick preview ----------
 
+/** The slider for the chosen model: a pair's labels and starting alpha, or disabled with the reason for a single one. */
+function applyModelAlpha() {
+  const info = modelAlpha();
+  ui.alpha.disabled = !info;
+  ui.alphaNote.hidden = Boolean(info);
+  if (!info) {
+    ui.alphaName.textContent = "Blend";
+    ui.alphaLow.textContent = "0 · ";
+    ui.alphaHigh.textContent = " · 1";
+    ui.alphaHelp.textContent = "";
+    ui.alphaNote.textContent = `${model()} is a single network, not a pair of two to blend, so it has no alpha.`;
+    ui.alpha.value = "0"; // one value while disabled, so its results are found again under one key
+    return;
+  }
+  ui.alphaName.textContent = info.name[0].toUpperCase() + info.name.slice(1);
+  ui.alphaLow.textContent = `0 · ${info.low}`;
+  ui.alphaHigh.textContent = `${info.high} · 1`;
+  ui.alphaHelp.textContent = `0: ${info.low}; 1: ${info.high}.`;
+  ui.alpha.value = String(info.default);
+}
+
 function onAlphaInput() {
   const a = alpha();
-  ui.alphaValue.textContent = alphaText(a);
-  ui.alpha.setAttribute("aria-valuetext", `${alphaText(a)} (${a < 0.34 ? "faithful" : a > 0.66 ? "detailed" : "balanced"})`);
+  const info = modelAlpha();
+  ui.alphaValue.textContent = info ? alphaText(a) : "–";
+  const words = info ? (a < 0.34 ? info.low : a > 0.66 ? info.high : "between the two") : "no alpha";
+  ui.alpha.setAttribute("aria-valuetext", info ? `${alphaText(a)} (${words})` : words);
   const key = resultKey(a);
   if (state.results.has(key)) showResult(key);
   else if (state.preview?.alpha !== a) compare.clearPreview();
@@ -599,16 +631,16 @@ function refresh() {
     else if (!ready) ui.start.textContent = "Upscale";
     else {
       const images = ready === 1 ? "1 image" : `${ready} images`;
-      ui.start.textContent = `Upscale ${images} ×${scale()} at α ${alphaText(alpha())}`;
+      ui.start.textContent = `Upscale ${images} ×${scale()}${atAlpha()}`;
     }
     return;
   }
   const cached = state.results.has(resultKey());
   ui.start.disabled = !state.file || Boolean(state.job) || cached;
   if (!state.file) ui.start.textContent = "Upscale";
-  else if (cached) ui.start.textContent = `Showing α ${alphaText(alpha())}`;
+  else if (cached) ui.start.textContent = modelAlpha() ? `Showing α ${alphaText(alpha())}` : "Showing the result";
   else if (state.job) ui.start.textContent = "Upscaling…";
-  else ui.start.textContent = `Upscale ×${scale()} at α ${alphaText(alpha())}`;
+  else ui.start.textContent = `Upscale ×${scale()}${atAlpha()}`;
 }
 
 function updateZoomLabel() {
@@ -633,6 +665,7 @@ function onScaleChange() {
   onAlphaInput();
 }
 ui.model.addEventListener("change", () => {
+  applyModelAlpha();
   fillScales();
   onScaleChange();
 });
@@ -645,7 +678,7 @@ $("zoom-1").addEventListener("click", () => compare.actualSize());
 $("zoom-in").addEventListener("click", () => compare.zoomIn());
 $("zoom-out").addEventListener("click", () => compare.zoomOut());
 compare.onChange(updateZoomLabel);
-ui.alpha.value = String(config.default_alpha);
+applyModelAlpha();
 fillScales();
 onAlphaInput();
 document.documentElement.dataset.ready = "true";
