@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from esrgan.cli import app
 from esrgan.models.checkpoints import load_generator, save_generator
+from esrgan.models.registry import PAIRS, FileSpec, PairSpec
 from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 from esrgan.training.bicubic import downscale_uint8
 from esrgan.training.evaluate import bicubic_upscale, evaluate, network_outputs, score, to_uint8
@@ -167,3 +168,29 @@ def test_cli(pair, data, tmp_path):
     assert (tmp_path / "perception_distortion.png").is_file()
     bad = CliRunner().invoke(app, [*args, "--alphas", "0,1.5"])
     assert bad.exit_code != 0 and "1.5" in bad.output
+
+
+def test_cli_scores_a_known_pair_by_name_and_the_embedded_pair_by_default(pair, data, tmp_path, monkeypatch):
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(pair[0].parent))
+    files = [FileSpec(p.name, None, "ours", 4, provenance="test", note="made by the test") for p in pair]
+    monkeypatch.setitem(PAIRS, "tiny", PairSpec(psnr=files[0], gan=files[1], note="a test pair"))
+    (tmp_path / "hr").mkdir()
+    (tmp_path / "hr" / "baby.png").write_bytes((data / "baby.png").read_bytes())
+    common = ["--data", str(tmp_path / "hr"), "--alphas", "0.5", "--device", "cpu"]
+    by_files = ["--psnr", str(pair[0]), "--gan", str(pair[1])]
+    for name, how in (("files", by_files), ("name", ["--model", "tiny"]), ("embedded", [])):
+        result = CliRunner().invoke(app, ["eval", *how, *common, "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "name/metrics.csv").read_text() == (tmp_path / "files/metrics.csv").read_text()
+    psnr_at_1 = [
+        float(find(read_rows(tmp_path / f"{n}/metrics.csv"), "baby.png", "network", "1")["psnr"])
+        for n in ("embedded", "files")
+    ]
+    assert psnr_at_1[0] > psnr_at_1[1] + 3  # the trained pair, far better than the random one
+    for how, message in (
+        (["--model", "tiny", *by_files], "not both"),
+        (["--psnr", str(pair[0])], "--psnr and --gan go together"),
+        (["--model", "realesr-animevideov3"], "single model"),
+    ):
+        result = CliRunner().invoke(app, ["eval", *how, *common, "--out", str(tmp_path / "bad")])
+        assert result.exit_code != 0 and message in result.output, result.output

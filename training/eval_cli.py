@@ -15,21 +15,42 @@ def parse_alphas(text: str) -> list[float]:
         raise typer.BadParameter(f"expected comma-separated numbers such as 0,0.5,1, got {text!r}") from exc
 
 
+def pair_files(model: str | None, psnr: Path | None, gan: Path | None) -> tuple[Path, Path]:
+    """The two files to score: --psnr/--gan together, else the registry pair --model names (default: ours)."""
+    from esrgan.models.registry import DEFAULT_PAIR, resolve_pair
+
+    if psnr is None and gan is None:
+        return resolve_pair(model or DEFAULT_PAIR)
+    if model is not None:
+        raise ValueError("choose --model or --psnr/--gan, not both")
+    if psnr is None or gan is None:
+        raise ValueError("--psnr and --gan go together")
+    return psnr, gan
+
+
 @app.command("eval")
 def eval_command(
-    psnr: Annotated[Path, typer.Option(help="PSNR-oriented generator (alpha 0)", exists=True, dir_okay=False)],
-    gan: Annotated[Path, typer.Option(help="GAN generator (alpha 1)", exists=True, dir_okay=False)],
     data: Annotated[Path, typer.Option(help="folder of HR images (LR is made with MATLAB bicubic)", file_okay=False)],
+    model: Annotated[
+        str | None, typer.Option(help="a known pair (`esrgan weights list`) [default: the embedded pair]")
+    ] = None,
+    psnr: Annotated[
+        Path | None, typer.Option(help="PSNR-oriented generator (alpha 0), with --gan", exists=True, dir_okay=False)
+    ] = None,
+    gan: Annotated[
+        Path | None, typer.Option(help="GAN generator (alpha 1), with --psnr", exists=True, dir_okay=False)
+    ] = None,
     alphas: Annotated[str, typer.Option(help="weights to run; 0 and 1 are always added")] = "0,0.2,0.4,0.6,0.8,1",
     out: Annotated[Path, typer.Option(help="where metrics.csv, the plot and crops/ go")] = Path("eval"),
     tile: Annotated[int | None, typer.Option(help="tile size in LR pixels (bounds memory on large images)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     gray: Annotated[str, typer.Option(help="gray HR: raw levels (raw, as published) or RGB Y (rgb)")] = "raw",
 ) -> None:
-    """Score bicubic, network interpolation and image interpolation on every image of DATA (crop = scale)."""
+    """Score bicubic, network interpolation and image interpolation of a pair on every image of DATA (crop = scale)."""
     from esrgan.training.evaluate import evaluate
 
     try:
+        psnr, gan = pair_files(model, psnr, gan)
         report = evaluate(psnr, gan, data, out, parse_alphas(alphas), tile=tile, device=device, gray=gray)
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
