@@ -1,7 +1,7 @@
 """Fixtures and builders shared by the test files, one section per kind; each exists here once.
 
 Builders the product offers itself are imported from it, not copied: random weights are
-`esrgan.models.rrdbnet.random_state_dict`. Builders only one room's tests need stay in that room's helpers module.
+`esrgan.models.rrdbnet.random_state_dict` and `esrgan.models.srvgg.random_state_dict`. Builders only one room's tests need stay in that room's helpers module.
 """
 
 from collections.abc import Callable, Iterator
@@ -12,18 +12,27 @@ import pytest
 import torch
 from service_helpers import api_server, redis_server
 
-from esrgan.models.checkpoints import save_generator
-from esrgan.models.rrdbnet import RRDBConfig, random_state_dict
+from esrgan.models import rrdbnet, srvgg
+from esrgan.models.architectures import ArchConfig, RRDBConfig, SRVGGConfig
+from esrgan.models.checkpoints import StateDict, save_generator
 
 # --- networks: a tiny random PSNR/GAN pair on disk -----------------------------------------------------------------
 
 TINY = RRDBConfig(nf=8, nb=1, gc=4)
 
 
-def write_random_pair(folder: Path, config: RRDBConfig = TINY) -> tuple[Path, Path]:
-    """Write a PSNR/GAN pair and return its paths. The GAN half is a perturbed copy, as fine-tuning would leave it;
-    PyTorch's default init makes the network's output depend visibly on its input."""
-    psnr = random_state_dict(config, 0, init="default")
+def random_weights(config: ArchConfig, seed: int = 0) -> StateDict:
+    """Random weights of either architecture whose output depends visibly on the input: PyTorch's default init for
+    RRDBNet, SRVGGNetCompact's own random layout for it."""
+    if isinstance(config, SRVGGConfig):
+        return srvgg.random_state_dict(config, seed)
+    return rrdbnet.random_state_dict(config, seed, init="default")
+
+
+def write_random_pair(folder: Path, config: ArchConfig = TINY) -> tuple[Path, Path]:
+    """Write a PSNR/GAN pair of either architecture and return its paths. The GAN half is a perturbed copy, as
+    fine-tuning would leave it."""
+    psnr = random_weights(config)
     noise = torch.Generator().manual_seed(1)
     gan = {k: v + 0.05 * torch.randn(v.shape, generator=noise) for k, v in psnr.items()}
     paths = folder / "tiny_psnr.safetensors", folder / "tiny_gan.safetensors"
