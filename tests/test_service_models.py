@@ -1,0 +1,154 @@
+"""Pairs and single models over real HTTP: registry names resolved from a real cache folder, each pair's alpha labels
+and default (and ESRGAN_DEFAULT_ALPHA over them), single models without alpha, and workers that keep every model
+resident across jobs."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from service_helpers import api_server, image_size, png_bytes, service_env, submit, wait_job
+
+from esrgan.models import engine as engine_module
+from esrgan.models.architectures import SRVGGConfig
+from esrgan.models.checkpoints import save_generator
+from esrgan.models.registry import PAIRS
+from esrgan.models.srvgg import random_state_dict
+from esrgan.service import runner as runner_module
+from esrgan.service.job import INPUT, JobParams
+from esrgan.service.runner import JobRunner
+from esrgan.service.settings import Settings
+from esrgan.service.storage import open_storage
+
+COMPACT = SRVGGConfig(num_feat=8, num_conv=2)  # random weights in the released files' layout, a fraction of the size
+DETAIL = {"name": "detail", "low": "faithful", "high": "detailed"}
+DENOISE = {"name": "denoise", "low": "keep noise", "high": "remove noise"}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp: Path) -> Path:
+    """A weights cache as `esrgan weights download` leaves it: Real-ESRGAN's file names, `params`-wrapped .pth files,
+    the general pair's -wdn twin a perturbed copy of it (as a fine-tuned twin is)."""
+    folder = tmp / "cache"
+    folder.mkdir()
+    general = random_state_dict(COMPACT, 0)
+    noise = torch.Generator().manual_seed(1)
+    twin = {k: v + 0.05 * torch.randn(v.shape, generator=noise) for k, v in general.items()}
+    torch.save({"params": general}, folder / "realesr-general-x4v3.pth")
+    torch.save({"params": twin}, folder / "realesr-general-wdn-x4v3.pth")
+    torch.save({"params": random_state_dict(COMPACT, 2)}, folder / "realesr-animevideov3.pth")
+    save_generator(folder / "own-single.safetensors", random_state_dict(COMPACT, 3), stage="gan", provenance="a test")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def weights(cache: Path) -> str:
+    return f"esrgan-compact-x4,realesr-general-x4v3,realesr-animevideov3,mine={cache / 'own-single.safetensors'}"
+
+
+@pytest.fixture(scope="module")
+def env(tmp: Path, cache: Path, weights: str) -> dict[str, str]:
+    """No ESRGAN_DEFAULT_ALPHA: every pair starts at its own default."""
+    return service_env(tmp, weights, cache_dir=cache)
+
+
+def models_by_name(client) -> dict[str, dict]:
+    response = client.get("/models")
+    assert response.status_code == 200, response.text
+    return {m["name"]: m for m in response.json()}
+
+
+def test_each_pair_says_what_its_alpha_means_and_where_it_starts(client) -> None:
+    models = models_by_name(client)
+    assert all(m["available"] for m in models.values()), models
+    embedded = PAIRS["esrgan-compact-x4"].default_alpha
+    assert models["esrgan-compact-x4"]["alpha"] == {"default": embedded, **DETAIL}
+    assert models["realesr-general-x4v3"]["alpha"] == {"default": 0.5, **DENOISE}  # Real-ESRGAN's -dn default
+    general = models["realesr-general-x4v3"]
+    assert general["architecture"] == {
+        "arch": "SRVGGNetCompact",
+        "in_ch": 3,
+        "out_ch": 3,
+        "num_feat": 8,
+        "num_conv": 2,
+        "scale": 4,
+    }
+    assert (
+        general["psnr"]["file"] == "realesr-general-wdn-x4v3.pth"
+        and general["gan"]["file"] == "realesr-general-x4v3.pth"
+    )
+    assert "BSD-3-Clause" in general["gan"]["provenance"] and general["weights"] is None
+    assert models["esrgan-compact-x4"]["architecture"]["arch"] == "RRDBNet"
+    jobs = {
+        name: submit(client, png_bytes(12, 10), model=name) for name in ("esrgan-compact-x4", "realesr-general-x4v3")
+    }
+    assert jobs["esrgan-compact-x4"]["alpha"] == embedded and jobs["realesr-general-x4v3"]["alpha"] == 0.5
+    for job in jobs.values():
+        assert wait_job(client, job["id"])["state"] == "finished"
+    explicit = submit(client, png_bytes(12, 10), model="realesr-general-x4v3", alpha=0.9)
+    assert explicit["alpha"] == 0.9
+
+
+def test_single_models_have_no_alpha_and_refuse_one(client) -> None:
+    models = models_by_name(client)
+    for name, file in (("realesr-animevideov3", "realesr-animevideov3.pth"), ("mine", "own-single.safetensors")):
+        single = models[name]
+        assert single["alpha"] is None and single["psnr"] is None and single["gan"] is None, single
+        assert single["weights"]["file"] == file and single["scale"] == 4
+    assert "anime video" in models["realesr-animevideov3"]["description"]
+    assert models["mine"]["weights"]["provenance"] == "a test"
+    refused = client.post(
+        "/upscale", params={"model": "mine", "alpha": "0.5"}, files={"file": ("a.png", png_bytes(8, 8), "image/png")}
+    )
+    assert refused.status_code == 422
+    assert "'mine' is a single network, not a PSNR/GAN pair: it takes no alpha" in refused.json()["detail"]
+    for name in ("realesr-animevideov3", "mine"):
+        job = submit(client, png_bytes(14, 9, seed=4), model=name)
+        assert job["alpha"] is None
+        done = wait_job(client, job["id"])
+        assert done["state"] == "finished" and done["alpha"] is None, done
+        assert image_size(client.get(done["result_url"]).content) == (56, 36)
+
+
+def test_the_server_wide_default_alpha_overrides_every_pairs(tmp: Path, cache: Path, weights: str) -> None:
+    env = service_env(tmp / "override", weights, cache_dir=cache, default_alpha=0.3)
+    with api_server(env, tmp / "override.log") as client:
+        models = models_by_name(client)
+        assert models["esrgan-compact-x4"]["alpha"] == {"default": 0.3, **DETAIL}
+        assert models["realesr-general-x4v3"]["alpha"] == {"default": 0.3, **DENOISE}
+        assert models["mine"]["alpha"] is None
+        assert submit(client, png_bytes(8, 8), model="realesr-general-x4v3")["alpha"] == 0.3
+
+
+def test_a_worker_loads_each_model_once_and_keeps_it(tmp: Path, cache: Path, weights: str, monkeypatch) -> None:
+    """Jobs alternating between a pair and single models, at changing alphas: every model was built once, at start."""
+    built = []
+    for kind in ("from_pair", "from_weights"):
+        real = getattr(engine_module.Engine, kind)
+        monkeypatch.setattr(
+            runner_module.Engine,
+            kind,
+            classmethod(lambda cls, *a, _real=real, **k: built.append(a[0].name) or _real(*a, **k)),
+        )
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(cache))
+    settings = Settings(weights=weights.split(","), storage_dir=tmp / "resident", device="cpu")
+    storage = open_storage(settings)
+    runner = JobRunner.load(settings, storage)
+    assert sorted(built) == sorted(
+        [
+            "esrgan_compact_x4_psnr.safetensors",
+            "realesr-general-wdn-x4v3.pth",
+            "realesr-animevideov3.pth",
+            "own-single.safetensors",
+        ]
+    )
+    engines = dict(runner.engines.engines)
+    jobs = [("realesr-general-x4v3", 0.2), ("mine", None), ("esrgan-compact-x4", 0.7), ("realesr-general-x4v3", 0.8)]
+    jobs += [("realesr-animevideov3", None), ("mine", None)]
+    for i, (model, alpha) in enumerate(jobs):
+        job_id = f"{i:032x}"
+        storage.put(job_id, INPUT, png_bytes(10, 8, seed=i))
+        params = JobParams(model=model, alpha=alpha, format="png")
+        assert runner.run(job_id, params, progress=lambda done, total: None, cancel=lambda: False)
+        assert image_size(storage.read(job_id, "result.png")) == (40, 32)
+    assert len(built) == 4 and runner.engines.engines == engines  # the same four engine objects, none rebuilt
+    assert runner.engines.get("realesr-general-x4v3").alpha == 0.8 and runner.engines.get("mine").alpha is None
