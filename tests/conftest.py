@@ -1,7 +1,8 @@
 """Fixtures and builders shared by the test files, one section per kind; each exists here once.
 
 Builders the product offers itself are imported from it, not copied: random weights are
-`esrgan.models.rrdbnet.random_state_dict` and `esrgan.models.srvgg.random_state_dict`. Builders only one room's tests need stay in that room's helpers module.
+`esrgan.models.rrdbnet.random_state_dict` and `esrgan.models.srvgg.random_state_dict`. Builders only one room's tests
+need stay in that room's helpers module.
 """
 
 from collections.abc import Callable, Iterator
@@ -29,12 +30,16 @@ def random_weights(config: ArchConfig, seed: int = 0) -> StateDict:
     return rrdbnet.random_state_dict(config, seed, init="default")
 
 
-def write_random_pair(folder: Path, config: ArchConfig = TINY) -> tuple[Path, Path]:
-    """Write a PSNR/GAN pair of either architecture and return its paths. The GAN half is a perturbed copy, as
-    fine-tuning would leave it."""
+def random_pair_weights(config: ArchConfig) -> tuple[StateDict, StateDict]:
+    """A PSNR/GAN pair of either architecture: the GAN half a perturbed copy, as fine-tuning would leave it."""
     psnr = random_weights(config)
     noise = torch.Generator().manual_seed(1)
-    gan = {k: v + 0.05 * torch.randn(v.shape, generator=noise) for k, v in psnr.items()}
+    return psnr, {k: v + 0.05 * torch.randn(v.shape, generator=noise) for k, v in psnr.items()}
+
+
+def write_random_pair(folder: Path, config: ArchConfig = TINY) -> tuple[Path, Path]:
+    """Write `random_pair_weights` of `config` in our format and return the two paths."""
+    psnr, gan = random_pair_weights(config)
     paths = folder / "tiny_psnr.safetensors", folder / "tiny_gan.safetensors"
     save_generator(paths[0], psnr, stage="psnr", provenance="test")
     save_generator(paths[1], gan, stage="gan", provenance="test")
@@ -51,6 +56,22 @@ def random_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def write_pair() -> Callable[..., tuple[Path, Path]]:
     """`write_random_pair`, for a test that needs a pair of another architecture in its own folder."""
     return write_random_pair
+
+
+REALESRGAN_COMPACT = SRVGGConfig(num_feat=8, num_conv=2)  # the released files' layout, a fraction of their size
+
+
+@pytest.fixture(scope="session")
+def realesrgan_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights cache (ESRGAN_CACHE_DIR) as `esrgan weights download` leaves it for the registry's general pair and
+    realesr-animevideov3: Real-ESRGAN's file names, `params`-wrapped .pth files of random SRVGGNetCompacts
+    (`REALESRGAN_COMPACT`), the general model's -wdn twin a perturbed copy of it, as a fine-tuned twin is."""
+    folder = tmp_path_factory.mktemp("cache")
+    twin, general = random_pair_weights(REALESRGAN_COMPACT)
+    torch.save({"params": general}, folder / "realesr-general-x4v3.pth")
+    torch.save({"params": twin}, folder / "realesr-general-wdn-x4v3.pth")
+    torch.save({"params": random_weights(REALESRGAN_COMPACT, 2)}, folder / "realesr-animevideov3.pth")
+    return folder
 
 
 # --- service: `esrgan serve` for a test module ------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 and default (and ESRGAN_DEFAULT_ALPHA over them), single models without alpha, and workers that keep every model
 resident across jobs."""
 
+import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from service_helpers import api_server, image_size, png_bytes, service_env, submit, wait_job
 
 from esrgan.models import engine as engine_module
@@ -19,24 +19,17 @@ from esrgan.service.runner import JobRunner
 from esrgan.service.settings import Settings
 from esrgan.service.storage import open_storage
 
-COMPACT = SRVGGConfig(num_feat=8, num_conv=2)  # random weights in the released files' layout, a fraction of the size
 DETAIL = {"name": "detail", "low": "faithful", "high": "detailed"}
 DENOISE = {"name": "denoise", "low": "keep noise", "high": "remove noise"}
 
 
 @pytest.fixture(scope="module")
-def cache(tmp: Path) -> Path:
-    """A weights cache as `esrgan weights download` leaves it: Real-ESRGAN's file names, `params`-wrapped .pth files,
-    the general pair's -wdn twin a perturbed copy of it (as a fine-tuned twin is)."""
+def cache(tmp: Path, realesrgan_cache: Path) -> Path:
+    """The shared Real-ESRGAN cache, plus a single model of one's own in our format."""
     folder = tmp / "cache"
-    folder.mkdir()
-    general = random_state_dict(COMPACT, 0)
-    noise = torch.Generator().manual_seed(1)
-    twin = {k: v + 0.05 * torch.randn(v.shape, generator=noise) for k, v in general.items()}
-    torch.save({"params": general}, folder / "realesr-general-x4v3.pth")
-    torch.save({"params": twin}, folder / "realesr-general-wdn-x4v3.pth")
-    torch.save({"params": random_state_dict(COMPACT, 2)}, folder / "realesr-animevideov3.pth")
-    save_generator(folder / "own-single.safetensors", random_state_dict(COMPACT, 3), stage="gan", provenance="a test")
+    shutil.copytree(realesrgan_cache, folder)
+    own = random_state_dict(SRVGGConfig(num_feat=8, num_conv=2), 3)
+    save_generator(folder / "own-single.safetensors", own, stage="gan", provenance="a test")
     return folder
 
 
