@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from service_helpers import wait_until
+from service_helpers import api_server, service_env, wait_until
 from web_helpers import (
     ARTIFACTS,
     CHROMIUM,
@@ -597,5 +597,63 @@ def test_a_batch_lists_each_file_and_one_bad_file_fails_alone(browser, server: s
         for name in archive.namelist():
             assert archive.read(name) == results[name]
             assert Image.open(io.BytesIO(results[name])).size == sizes[name]
+    context.close()
+    assert page.errors == []
+
+
+@pytest.fixture(scope="module")
+def models_server(files: dict[str, Path], realesrgan_cache: Path) -> Iterator[str]:
+    """A server offering our tiny pair (detail), Real-ESRGAN's general pair (denoise, from a real weights cache) and
+    a single model, realesr-animevideov3."""
+    weights = f"tiny={files['psnr']}+{files['gan']},realesr-general-x4v3,realesr-animevideov3"
+    folder = files["folder"] / "models"
+    env = service_env(folder, weights, device="cpu", tile=32, cache_dir=realesrgan_cache)
+    with api_server(env, files["folder"] / "models-server.log") as client:
+        yield str(client.base_url).rstrip("/")
+
+
+def slider(page) -> dict:
+    """What the page shows of the alpha slider."""
+    return {
+        "name": page.inner_text("#alpha-name"),
+        "ends": page.locator(".range-labels span").all_inner_texts() if page.is_visible(".range-labels") else None,
+        "value": page.input_value("#alpha"),
+        "shown": page.inner_text("#alpha-value"),
+        "disabled": page.is_disabled("#alpha"),
+        "note": page.inner_text("#alpha-note") if page.is_visible("#alpha-note") else None,
+    }
+
+
+def test_the_slider_says_what_each_models_alpha_means_and_is_off_for_a_single_model(
+    browser, models_server: str, files: dict[str, Path]
+) -> None:
+    context, page = open_page(browser, models_server, viewport=DESKTOP)
+    detail = {"name": "Detail", "ends": ["0 · faithful", "detailed · 1"], "value": "0.8", "shown": "0.80"}
+    assert slider(page) == {**detail, "disabled": False, "note": None}  # a pair of one's own: the paper's 0.8
+    page.screenshot(path=ARTIFACTS / "slider-detail.png")
+
+    page.select_option("#model", "realesr-general-x4v3")
+    denoise = {"name": "Denoise", "ends": ["0 · keep noise", "remove noise · 1"], "value": "0.5", "shown": "0.50"}
+    assert slider(page) == {**denoise, "disabled": False, "note": None}  # Real-ESRGAN's own -dn default
+    page.screenshot(path=ARTIFACTS / "slider-denoise.png")
+
+    page.select_option("#model", "realesr-animevideov3")
+    single = slider(page)
+    assert single["disabled"] and single["shown"] == "–" and single["name"] == "Blend" and single["ends"] is None
+    assert single["note"] == "realesr-animevideov3 is a single network, not a pair of two to blend, so it has no alpha."
+    page.set_input_files("#file-input", files["sample"])
+    page.wait_for_selector("#file-info:not([hidden])")
+    assert page.inner_text("#start") == "Upscale ×4"
+    with page.expect_request(re.compile(r"/upscale\?")) as posted:
+        page.click("#start")
+    assert "alpha=" not in posted.value.url and "model=realesr-animevideov3" in posted.value.url
+    wait_finished(page)
+    assert page.inner_text("#tag-after") == "realesr-animevideov3" and page.inner_text("#chips") == "result"
+    with Image.open(io.BytesIO(blob_bytes(page, "#after-img"))) as result:
+        assert result.size == (384, 256)
+    page.screenshot(path=ARTIFACTS / "slider-single-model.png")
+
+    page.select_option("#model", "realesr-general-x4v3")  # back to a pair: its labels and default again
+    assert slider(page) == {**denoise, "disabled": False, "note": None}
     context.close()
     assert page.errors == []

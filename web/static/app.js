@@ -473,7 +473,7 @@ function renderChips() {
       const chip = document.createElement("button");
       chip.type = "button";
       chip.className = "chip";
-      chip.textContent = `α ${alphaText(r.alpha)}`;
+      chip.textContent = modelAlpha() ? `α ${alphaText(r.alpha)}` : "result";
       chip.setAttribute("aria-pressed", String(key === state.shownKey));
       chip.addEventListener("click", () => {
         ui.alpha.value = String(r.alpha);
@@ -492,10 +492,9 @@ function applyModelAlpha() {
   const info = modelAlpha();
   ui.alpha.disabled = !info;
   ui.alphaNote.hidden = Boolean(info);
+  ui.alphaLow.parentElement.hidden = !info; // the two ends' labels
   if (!info) {
     ui.alphaName.textContent = "Blend";
-    ui.alphaLow.textContent = "0 · ";
-    ui.alphaHigh.textContent = " · 1";
     ui.alphaHelp.textContent = "";
     ui.alphaNote.textContent = `${model()} is a single network, not a pair of two to blend, so it has no alpha.`;
     ui.alpha.value = "0"; // one value while disabled, so its results are found again under one key
