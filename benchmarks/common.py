@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from esrgan.models.architectures import ArchConfig
+from esrgan.models.checkpoints import network_for
 from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 
 PAPER = RRDBConfig()  # nf 64, nb 23, gc 32
@@ -113,11 +115,11 @@ def conv_rate_gflops(
     return flops / seconds / 1e9
 
 
-def conv_flops_per_input_px(config: RRDBConfig) -> float:
+def conv_flops_per_input_px(config: ArchConfig) -> float:
     """FLOPs (2 per multiply-add) of the network's convolutions per input pixel, counted on a 16x16 input (on the meta
     device: shapes only, no weights initialised or computed)."""
     with torch.device("meta"):
-        net = RRDBNet(config).eval()
+        net = network_for(config).eval()
     total = 0
 
     def count(module: torch.nn.Conv2d, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:

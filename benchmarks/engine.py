@@ -14,11 +14,15 @@ NCHW, 128 px tiles with 10 px of context, outputs pasted hard. Printed:
   6. whole-process wall time of `esrgan upscale` on a 256x256 photo with a paper-size pair saved to files, against
      the plain approach as a whole process too, and its output against the fp32 whole-image result;
   7. preview latency: `esrgan serve` (in-process workers, embedded pair), POST /upscale?wait=true of a 128x128 crop
-     at a new alpha each time, median of 10 end to end over loopback, bf16 and fp32, and where the time goes.
+     at a new alpha each time, median of 10 end to end over loopback, bf16 and fp32, and where the time goes;
+  8. the two architectures on the same photo at the engine's defaults, fp32 and bf16: the paper-size RRDBNet against
+     a realesr-general-x4v3-sized SRVGGNetCompact (num_feat 64, num_conv 32), output MP/s (`--architectures`: only
+     these rows).
 `--seams` instead measures tiled (default settings) and the plain hard paste against the whole-image output on every
 Set5/Set14 photo.
 
     .venv/bin/python -m benchmarks.engine [--seams [--precision auto|fp32|bf16]] [--weights PSNR.safetensors]
+    .venv/bin/python -m benchmarks.engine --architectures
 
 (Run as a module from the repository root: it imports benchmarks/common.py, shared with benchmarks/gpu_check.py.)
 """
@@ -45,6 +49,7 @@ from benchmarks.common import (
     MFLOP_PER_INPUT_PX,
     PAPER,
     best_seconds,
+    conv_flops_per_input_px,
     conv_rate_gflops,
     machine_line,
     max_grey_levels,
@@ -53,6 +58,8 @@ from benchmarks.common import (
     timed,
 )
 from benchmarks.cpu_runtimes import runtime_table
+from esrgan.models import srvgg
+from esrgan.models.architectures import SRVGGConfig
 from esrgan.models.checkpoints import StateDict, build_generator, read_state_dict
 from esrgan.models.engine import DEVICE_DEFAULTS, Engine, EngineSettings
 from esrgan.models.images import Picture, write_image
@@ -258,6 +265,35 @@ def ours_rows(psnr_sd: StateDict, x: np.ndarray, peaks: dict[str, float]) -> Non
               f"{max_grey_levels(out, whole)} |", flush=True)  # fmt: skip
 
 
+GENERAL = SRVGGConfig(num_feat=64, num_conv=32)  # realesr-general-x4v3's size
+
+
+def architecture_rows(x: np.ndarray) -> None:
+    """The paper-size RRDBNet against a realesr-general-x4v3-sized SRVGGNetCompact, random weights, the same photo,
+    the engine's CPU defaults, fp32 and bf16."""
+    out_mp = (x.shape[0] * 4) * (x.shape[1] * 4) / 1e6
+    nets = {
+        "RRDBNet, paper size (nf 64, nb 23, gc 32)": (PAPER, random_state_dict(PAPER, 0, "paper")),
+        "SRVGGNetCompact, realesr-general-x4v3 size (num_feat 64, num_conv 32)": (
+            GENERAL,
+            srvgg.random_state_dict(GENERAL),
+        ),
+    }
+    print(f"\narchitectures: {x.shape[1]}x{x.shape[0]} crop of Set14/baboon -> 4x, CPU, engine defaults")
+    print("| network | parameters | MFLOP per input px | precision | seconds | output MP/s | vs RRDBNet |")
+    print("|---|---|---|---|---|---|---|")
+    for precision in ("fp32", "bf16"):
+        base = None
+        for name, (config, sd) in nets.items():
+            engine = Engine(sd, None, EngineSettings(device="cpu", precision=precision))
+            engine.upscale_array(x[:32, :32])
+            _, seconds = timed(engine.upscale_array, x)
+            base = base or seconds
+            parameters = sum(v.numel() for v in sd.values())
+            print(f"| {name} | {parameters / 1e6:.2f} M | {conv_flops_per_input_px(config) / 1e6:.2f} | {precision} | "
+                  f"{seconds:.2f} | {out_mp / seconds:.3f} | {base / seconds:.1f}x |", flush=True)  # fmt: skip
+
+
 def tile_rows() -> None:
     """bf16 tile sizes on a 384x384 input (windows of <= tile with overlap 32), paper-size network, a fresh process
     each for its peak RSS; fp32 at the default tile for comparison."""
@@ -325,6 +361,7 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", help="precision of ours for --seams [default: auto]")
     parser.add_argument("--nb", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--child-plain", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--architectures", action="store_true", help="only RRDBNet against SRVGGNetCompact")
     args = parser.parse_args()
     if args.child_layout:
         return child_layout(*args.child_layout)
@@ -335,6 +372,8 @@ def main() -> None:
     print(machine_line())
     if args.seams:
         return seams(args.weights, args.init, args.precision)
+    if args.architectures:
+        return architecture_rows(photo(256))
 
     started = time.perf_counter()
     psnr_sd = random_state_dict(PAPER, 0, "paper")
@@ -347,6 +386,7 @@ def main() -> None:
     print(f"\n3x3 conv 64->64 on 1x64x256x256: {peaks['fp32']:.0f} GFLOP/s fp32 channels_last, {peaks['bf16']:.0f} "
           f"GFLOP/s bf16 channels_last ({ratio:.2f}x), {peak_nchw:.0f} GFLOP/s fp32 NCHW")  # fmt: skip
     ours_rows(psnr_sd, x, peaks)
+    architecture_rows(x)
 
     tile = torch.from_numpy(x[:128, :128]).permute(2, 0, 1)[None].contiguous()
     embedded = [read_state_dict(path) for path in resolve_pair("esrgan-compact-x4")]
