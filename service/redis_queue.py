@@ -38,6 +38,10 @@ STATES = {
 }  # every other RQ status (queued, deferred, scheduled) is "queued" to a client
 
 
+# Fields with a default (scale, width, height) may be missing from a job an older API queued before an upgrade.
+REQUIRED = {key for key in SUBMITTED if JobInfo.model_fields[key].is_required()}
+
+
 def job_meta(info: JobInfo) -> dict[str, Any]:
     """The part of a JobInfo stored with the job when it is submitted (workers add progress and attempts)."""
     return info.model_dump(mode="json", include=SUBMITTED)
@@ -109,7 +113,7 @@ class RedisJobs:
 
     def _get(self, job_id: str) -> JobInfo | None:
         job = self._fetch(job_id)
-        if job is None or not job.meta.keys() >= SUBMITTED:  # not one of ours
+        if job is None or not job.meta.keys() >= REQUIRED:  # not one of ours
             return None
         state = STATES.get(job.get_status(refresh=False), JobState.QUEUED)
         if state == JobState.FINISHED and (job.meta.get(CANCELLED) or self.redis.exists(cancel_key(job_id))):
@@ -128,7 +132,7 @@ class RedisJobs:
             started_at=_utc(job.started_at) if state != JobState.QUEUED else None,
             ended_at=_utc(job.ended_at) if state in TERMINAL else None,
             error=error,
-            **{key: job.meta[key] for key in SUBMITTED},
+            **{key: job.meta[key] for key in SUBMITTED if key in job.meta},
         )
 
     def cancel(self, job_id: str) -> None:
