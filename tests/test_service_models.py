@@ -6,7 +6,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from service_helpers import api_server, image_size, png_bytes, service_env, submit, wait_job
+from service_helpers import (
+    api_server,
+    image_size,
+    png_bytes,
+    redis_server,
+    service_env,
+    start_worker,
+    submit,
+    wait_job,
+    wait_until,
+)
 
 from esrgan.models import engine as engine_module
 from esrgan.models.architectures import SRVGGConfig
@@ -145,3 +155,23 @@ def test_a_worker_loads_each_model_once_and_keeps_it(tmp: Path, cache: Path, wei
         assert image_size(storage.read(job_id, "result.png")) == (40, 32)
     assert len(built) == 4 and runner.engines.engines == engines  # the same four engine objects, none rebuilt
     assert runner.engines.get("realesr-general-x4v3").alpha == 0.8 and runner.engines.get("mine").alpha is None
+
+
+def test_single_models_and_pair_defaults_through_redis_workers(tmp: Path, cache: Path, weights: str) -> None:
+    """The same models with RQ: the API (which loads no torch) describes them, an `esrgan worker` runs a single model's
+    job without alpha and a pair's at the pair's default."""
+    (tmp / "rq").mkdir()
+    with redis_server(tmp / "rq") as url:
+        env = service_env(tmp / "rq", weights, cache_dir=cache, redis_url=url)
+        worker = start_worker(env, tmp / "rq" / "worker.log")
+        try:
+            with api_server(env, tmp / "rq" / "api.log", ready=False) as client:
+                assert models_by_name(client)["realesr-animevideov3"]["alpha"] is None
+                wait_until(lambda: client.get("/readyz").status_code == 200, 120, "the worker to register")
+                single = wait_job(client, submit(client, png_bytes(9, 7), model="realesr-animevideov3")["id"])
+                pair = wait_job(client, submit(client, png_bytes(9, 7), model="realesr-general-x4v3")["id"])
+                assert single["state"] == pair["state"] == "finished", (single, pair, worker.output())
+                assert single["alpha"] is None and pair["alpha"] == 0.5
+                assert image_size(client.get(single["result_url"]).content) == (36, 28)
+        finally:
+            worker.stop()
