@@ -15,10 +15,13 @@ from esrgan.models.download import ChecksumError, DownloadError, fetch, name_pre
 from esrgan.models.registry import (
     DEFAULT_PAIR,
     PAIRS,
+    SINGLES,
     FileSpec,
     PairSpec,
+    SingleSpec,
     default_cache_dir,
     download_model,
+    resolve_model,
     resolve_pair,
 )
 
@@ -193,6 +196,11 @@ def test_registry_entries_are_consistent() -> None:
                 assert (spec.sha256 or spec.sha256_prefix or "").startswith(prefix), spec.filename
             assert spec.bundled == (name == DEFAULT_PAIR)
             assert spec.url or spec.bundled or spec.note, f"{spec.filename}: no URL and no manual instructions"
+        assert 0.0 <= pair.default_alpha <= 1.0 and pair.alpha.low and pair.alpha.high, name
+    assert not PAIRS.keys() & SINGLES.keys()
+    for name, single in SINGLES.items():  # every single model is a Real-ESRGAN release file with a full sha256
+        spec = single.weights
+        assert spec.url.endswith("/" + spec.filename) and len(spec.sha256 or "") == 64 and not spec.bundled, name
 
 
 def test_default_cache_dir(monkeypatch, tmp_path: Path) -> None:
@@ -240,3 +248,17 @@ def test_download_model_fetches_and_verifies(server, monkeypatch, tmp_path: Path
     assert download_model("test-pair", tmp_path, progress=False) == (tmp_path / manual, tmp_path / "good.pth")
     assert (tmp_path / "good.pth").read_bytes() == DATA
     assert resolve_pair("test-pair", tmp_path) == (tmp_path / manual, tmp_path / "good.pth")
+
+
+def test_a_single_model_downloads_and_resolves_without_a_second_file(server, monkeypatch, tmp_path: Path) -> None:
+    base, _ = server
+    spec = FileSpec("good.pth", f"{base}/good.pth", "basicsr", 4, provenance="test", sha256=DIGEST)
+    monkeypatch.setitem(SINGLES, "test-single", SingleSpec(spec, note="a test model"))
+    with pytest.raises(FileNotFoundError, match="Run `esrgan weights download test-single` first"):
+        resolve_model("test-single", tmp_path)
+    assert download_model("test-single", tmp_path, progress=False) == (tmp_path / "good.pth",)
+    assert resolve_model("test-single", tmp_path) == (tmp_path / "good.pth", None)
+    with pytest.raises(ValueError, match="'test-single' is a single model, not a PSNR/GAN pair"):
+        resolve_pair("test-single", tmp_path)
+    with pytest.raises(ValueError, match=r"unknown model pair 'nope'; known pairs: .*; single models: .*test-single"):
+        resolve_model("nope", tmp_path)
