@@ -44,7 +44,7 @@ class _Blend(nn.Module):
 
 
 class AlphaBlendNet(nn.Module):
-    """RRDBNet whose parameters are psnr + alpha * (gan - psnr), computed from a scalar input inside the graph."""
+    """A generator (either architecture) whose parameters are psnr + alpha * (gan - psnr), alpha a graph input."""
 
     def __init__(self, psnr: StateDict, gan: StateDict) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""The PyTorch side of the engine: one RRDBNet on one device, its pair's blend written into it in place.
+"""The PyTorch side of the engine: one network of either architecture on one device, its blend written in place.
 
 The two ends of the blend live where the model lives, so a new alpha is one fused lerp per parameter and a worker
 serving many alphas holds one network (12-13 ms per new alpha for the paper-size net on the CPU). The memory layout
