@@ -14,7 +14,7 @@ from paths import REPO
 STEPS = ["environment", "correctness", "throughput", "training", "service", "report"]
 
 
-def gpu_check(out: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+def gpu_check(out: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     cmd = [sys.executable, "-m", "benchmarks.gpu_check", "--device", "cpu", "--quick", "--out", str(out), *args]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
