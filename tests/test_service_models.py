@@ -25,6 +25,7 @@ from esrgan.models.registry import PAIRS
 from esrgan.models.srvgg import random_state_dict
 from esrgan.service import runner as runner_module
 from esrgan.service.job import INPUT, JobParams
+from esrgan.service.pairs import load_catalog
 from esrgan.service.runner import JobRunner
 from esrgan.service.settings import Settings
 from esrgan.service.storage import open_storage
@@ -175,3 +176,15 @@ def test_single_models_and_pair_defaults_through_redis_workers(tmp: Path, cache:
                 assert image_size(client.get(single["result_url"]).content) == (36, 28)
         finally:
             worker.stop()
+
+
+def test_a_pair_of_two_different_networks_is_listed_unavailable(tmp: Path, cache: Path, write_pair) -> None:
+    """Two files that cannot be blended (an RRDBNet and an SRVGGNetCompact) are refused where they are configured,
+    with the reason; the other models still serve."""
+    (tmp / "mixed").mkdir()
+    rrdb, _ = write_pair(tmp / "mixed")
+    weights = [f"mixed={rrdb}+{cache / 'own-single.safetensors'}", f"mine={cache / 'own-single.safetensors'}"]
+    catalog = load_catalog(Settings(weights=weights, storage_dir=tmp / "mixed-jobs"))
+    assert not catalog["mixed"].available and "its two files are different networks" in catalog["mixed"].error
+    assert "RRDBConfig" in catalog["mixed"].error and "SRVGGConfig" in catalog["mixed"].error
+    assert catalog["mine"].available
