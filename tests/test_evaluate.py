@@ -16,7 +16,7 @@ from esrgan.models.checkpoints import load_generator, save_generator
 from esrgan.models.registry import PAIRS, FileSpec, PairSpec
 from esrgan.models.rrdbnet import RRDBConfig, RRDBNet
 from esrgan.training.bicubic import downscale_uint8
-from esrgan.training.evaluate import bicubic_upscale, evaluate, network_outputs, score, to_uint8
+from esrgan.training.evaluate import bicubic_upscale, evaluate, image_rows, network_outputs, score, to_uint8
 from esrgan.training.metrics import psnr_y, ssim_y
 
 DATASETS = SHARED_DATASETS
@@ -75,7 +75,7 @@ def direct_sr(path: Path, lr: np.ndarray) -> np.ndarray:
 
 def test_csv_has_every_image_method_and_alpha_and_the_means(report):
     rows = read_rows(report.csv_path)
-    assert list(rows[0]) == ["image", "method", "alpha", "psnr", "ssim", "niqe"]
+    assert list(rows[0]) == ["image", "method", "alpha", "psnr", "ssim", "niqe", "hatch", "colour_shift"]
     keys = {("hr", ""), ("bicubic", ""), *((m, a) for m in ("network", "image") for a in ("0", "0.5", "1"))}
     for image in ("baby.png", "bird.png", "bridge.png", "mean"):
         assert {(r["method"], r["alpha"]) for r in rows if r["image"] == image} == keys
@@ -138,6 +138,45 @@ def test_niqe_is_left_out_only_where_the_image_is_too_small(report):
             assert math.isfinite(float(r["niqe"])) and float(r["niqe"]) > 0
     baby, bridge = (float(find(rows, i, "bicubic")["niqe"]) for i in ("baby.png", "bridge.png"))
     assert float(find(rows, "mean", "bicubic")["niqe"]) == pytest.approx((baby + bridge) / 2, abs=2e-4)
+
+
+def test_artifact_columns_against_alpha_0_and_nan_where_undefined(report):
+    rows = read_rows(report.csv_path)
+    assert all(r["hatch"] == "nan" for r in rows)  # no crop holds a flat 64 px patch 16 px inside its borders
+    assert all(r["colour_shift"] == "nan" for r in rows if r["image"] == "bridge.png")  # gray
+    for image in ("baby.png", "bird.png"):
+        assert find(rows, image, "network", "0")["colour_shift"] == find(rows, image, "image", "0")["colour_shift"]
+        assert float(find(rows, image, "network", "0")["colour_shift"]) == 0
+        assert find(rows, image, "image", "1")["colour_shift"] == find(rows, image, "network", "1")["colour_shift"]
+        assert float(find(rows, image, "network", "1")["colour_shift"]) > 0
+    shifts = [float(find(rows, i, "network", "1")["colour_shift"]) for i in ("baby.png", "bird.png")]
+    assert float(find(rows, "mean", "network", "1")["colour_shift"]) == pytest.approx(np.mean(shifts), abs=2e-4)
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_rows_measure_a_hatch_and_a_tint_added_to_a_flat_sky(gray):
+    """alpha 1 adds a diagonal sinusoid of 2 luma levels (and grain, which dithers the rounding as a real output's
+    does) and takes 4 levels of blue away; alpha 0 is the bicubic upscale."""
+    rng = np.random.default_rng(0)
+    sky = np.full((200, 200), 150.0) + rng.normal(0, 1.0, (200, 200))
+    hr = np.clip(np.round(sky), 0, 255).astype(np.uint8)
+    rgb_hr = np.repeat(hr[:, :, None], 3, axis=2)
+    bicubic = bicubic_upscale(downscale_uint8(rgb_hr, 4), 4)
+    y, x = np.mgrid[:200, :200]
+    hatch = 2.0 * (1.0 if gray else 255 / 219) * np.sin(2 * np.pi * 6 * (x + y) / 64)  # 8.5 cycles per 64 px
+    gan = bicubic + hatch[:, :, None] + rng.normal(0, 1.5, bicubic.shape) - (0, 0, 4)
+    outputs = {0.0: bicubic / 255.0, 0.5: bicubic / 255.0, 1.0: np.clip(gan / 255.0, 0, 1)}
+    rows = {(r.method, r.alpha): r for r in image_rows("sky", hr if gray else rgb_hr, bicubic, outputs, 4)}
+    assert rows["hr", None].hatch < 0.1 and rows["network", 0.0].hatch < 0.1
+    assert rows["network", 1.0].hatch == pytest.approx(2.0, rel=0.15)
+    assert rows["image", 0.5].hatch == pytest.approx(1.0, rel=0.15)
+    if gray:
+        assert all(math.isnan(r.colour_shift) for r in rows.values())
+        return
+    assert rows["network", 0.0].colour_shift == 0 and rows["bicubic", None].colour_shift == 0
+    assert rows["network", 1.0].colour_shift == pytest.approx(4.0, abs=0.1)
+    assert rows["image", 0.5].colour_shift == pytest.approx(2.0, abs=0.1)
+    assert rows["hr", None].colour_shift < 0.5
 
 
 def test_plot_and_crops_are_real_pngs(report):

@@ -11,7 +11,7 @@ from paths import SHARED_DATASETS
 from PIL import Image
 
 from esrgan.training.bicubic import downscale_uint8, imresize
-from esrgan.training.metrics import luminance, niqe, psnr_y, ssim_y
+from esrgan.training.metrics import flat_colour_shift, flat_mask, hatch_amplitude, luminance, niqe, psnr_y, ssim_y
 
 DATASETS = SHARED_DATASETS
 needs_datasets = pytest.mark.skipif(not DATASETS.is_dir(), reason="the shared Set5/Set14 images are not here")
@@ -275,3 +275,107 @@ def test_set14_bicubic_x4_matches_published_table_with_bridge_on_raw_gray_levels
     assert ssim == pytest.approx(0.7027, abs=0.001)
     converted, _ = bicubic_means("Set14", gray_as_rgb=True)  # the other convention scores bridge ~1.3 dB higher
     assert converted - psnr == pytest.approx(0.09, abs=0.03)
+
+
+# ---- flat-area artifacts ------------------------------------------------------------------------------------------
+
+
+def sinusoid(shape: tuple[int, int], amplitude: float, angle: float, cycles: float = 8.0) -> np.ndarray:
+    """A plane wave of `cycles` per 64 px whose crests run across `angle` degrees (45: a diagonal hatch)."""
+    y, x = np.mgrid[: shape[0], : shape[1]]
+    fx, fy = np.cos(np.radians(angle)) * cycles / 64, np.sin(np.radians(angle)) * cycles / 64
+    return amplitude * np.sin(2 * np.pi * (fx * x + fy * y) + 0.3)
+
+
+def to_levels(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def half_flat() -> np.ndarray:
+    """A 192x320 gray HR: flat (128) on the left 160 columns, noise of std 40 on the right."""
+    rng = np.random.default_rng(5)
+    hr = np.full((192, 320), 128.0)
+    hr[:, 160:] += rng.normal(0, 40, (192, 160))
+    return to_levels(hr)
+
+
+def test_flat_mask_keeps_whole_8x8_blocks_under_3_grey_levels():
+    checker = np.indices((8, 8)).sum(axis=0) % 2 * 2 - 1  # +-1, std exactly 1
+    img = np.full((20, 20), 100.0)
+    img[:8, 8:16] += 2 * checker
+    img[8:16, :8] += 3 * checker  # exactly 3: not under it
+    flat = flat_mask(to_levels(img))
+    assert flat[:8, :16].all() and not flat[8:16, :8].any() and flat[8:16, 8:16].all()
+    assert not flat[16:].any() and not flat[:, 16:].any()  # the partial blocks at the edges
+
+
+@pytest.mark.parametrize("angle", [45, 135, 30])
+def test_hatch_reads_the_amplitude_of_a_diagonal_sinusoid_on_the_flat_part_only(half_flat, angle):
+    added = sinusoid(half_flat.shape, 2.0, angle)
+    added[:, 160:] *= 5  # a stronger pattern where the HR is textured is not counted
+    value = hatch_amplitude(to_levels(half_flat + added), half_flat, flat_mask(half_flat))
+    assert value == pytest.approx(2.0 if angle != 30 else 1.86, rel=0.05)  # 15 degrees off: its peak leaks out
+
+
+def test_hatch_reads_sub_grey_level_amplitudes_on_noisy_flat_areas():
+    """Where the eye saw the hatch (about 0.9 levels): noise dithers the rounding, as on a real sky."""
+    rng = np.random.default_rng(1)
+    sky = 128 + rng.normal(0, 1.0, (256, 256))
+    hr = to_levels(sky)
+    flat = flat_mask(hr)
+    assert flat.all()
+    for amplitude in (0.0, 0.5, 0.9):
+        output = to_levels(sky + sinusoid(sky.shape, amplitude, 45) + rng.normal(0, 0.7, sky.shape))
+        assert hatch_amplitude(output, hr, flat) == pytest.approx(amplitude, abs=0.08)
+
+
+def test_hatch_is_zero_for_axis_aligned_patterns_and_no_texture(half_flat):
+    flat = flat_mask(half_flat)
+    for angle in (0, 90):
+        assert hatch_amplitude(to_levels(half_flat + sinusoid(half_flat.shape, 2.0, angle)), half_flat, flat) < 0.05
+    assert hatch_amplitude(half_flat, half_flat, flat) == 0
+
+
+def test_hatch_in_rgb_is_measured_on_luma():
+    hr = np.full((128, 128, 3), (120, 90, 200), np.uint8)
+    rgb = to_levels(hr + sinusoid(hr.shape[:2], 3.0, 45)[:, :, None] * (1.0, 0.5, 2.0))
+    value = hatch_amplitude(rgb, hr, flat_mask(hr))
+    assert value == hatch_amplitude(to_levels(luminance(rgb)), to_levels(luminance(hr)), flat_mask(hr))
+    assert value == pytest.approx(3.0 * (65.481 + 0.5 * 128.553 + 2 * 24.966) / 255, rel=0.15)
+
+
+def test_hatch_of_a_flat_noisy_hr_against_its_bicubic_upscale_is_about_zero():
+    rng = np.random.default_rng(6)
+    hr = to_levels(np.full((256, 256), 140.0) + rng.normal(0, 1.0, (256, 256)))
+    sr = to_levels(imresize(downscale_uint8(hr, 4).astype(np.float64), 4))
+    flat = flat_mask(hr)
+    assert flat.mean() > 0.9
+    assert hatch_amplitude(hr, sr, flat) < 0.1
+
+
+def test_hatch_is_nan_without_a_flat_patch(half_flat):
+    rng = np.random.default_rng(7)
+    textured = to_levels(128 + rng.normal(0, 40, (192, 192)))
+    assert math.isnan(hatch_amplitude(textured, textured, flat_mask(textured)))
+    small = half_flat[:95, :95]  # no 64 px patch 16 px from every border
+    assert math.isnan(hatch_amplitude(small, small, flat_mask(small)))
+
+
+def test_colour_shift_is_the_largest_channel_mean_change_on_flat_pixels(half_flat):
+    hr = np.repeat(half_flat[:, :, None], 3, axis=2)
+    flat = flat_mask(hr)
+    reference = to_levels(hr.astype(np.float64) + 3)
+    output = reference.astype(np.float64)
+    output[:, :160, 1] += 5  # green up on the flat part
+    output[:, :160, 2] -= 2
+    output[:, 160:] -= 50  # not counted: the HR is textured there
+    assert flat_colour_shift(to_levels(output), reference, flat) == pytest.approx(5.0, abs=1e-12)
+    assert flat_colour_shift(reference, reference, flat) == 0
+
+
+def test_colour_shift_is_nan_for_gray_images_or_without_flat_pixels(half_flat):
+    assert math.isnan(flat_colour_shift(half_flat, half_flat, flat_mask(half_flat)))
+    rng = np.random.default_rng(8)
+    textured = to_levels(128 + rng.normal(0, 40, (64, 64, 3)))
+    assert math.isnan(flat_colour_shift(textured, textured, flat_mask(textured)))

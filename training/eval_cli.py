@@ -1,4 +1,5 @@
-"""`esrgan eval`: PSNR/SSIM/NIQE of a PSNR/GAN pair across interpolation weights, with a perception-distortion plot."""
+"""`esrgan eval`: PSNR/SSIM/NIQE and flat-area artifacts of a PSNR/GAN pair across interpolation weights, with a
+perception-distortion plot."""
 
 from pathlib import Path
 from typing import Annotated
@@ -54,9 +55,12 @@ def eval_command(
         report = evaluate(psnr, gan, data, out, parse_alphas(alphas), tile=tile, device=device, gray=gray)
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
-    typer.echo(f"{'method':<10}{'alpha':>6}{'PSNR-Y':>9}{'SSIM-Y':>9}{'NIQE':>8}")
+    typer.echo(f"{'method':<10}{'alpha':>6}{'PSNR-Y':>9}{'SSIM-Y':>9}{'NIQE':>8}{'hatch':>7}{'colour':>7}")
     for row in report.rows:
         if row.image == "mean":
             alpha = "" if row.alpha is None else f"{row.alpha:g}"
-            typer.echo(f"{row.method:<10}{alpha:>6}{row.psnr:>9.3f}{row.ssim:>9.4f}{row.niqe:>8.3f}")
+            typer.echo(
+                f"{row.method:<10}{alpha:>6}{row.psnr:>9.3f}{row.ssim:>9.4f}{row.niqe:>8.3f}"
+                f"{row.hatch:>7.2f}{row.colour_shift:>7.2f}"
+            )
     typer.echo(f"wrote {report.csv_path}, {report.plot_path} and {len(report.crop_paths)} crops")

@@ -6,6 +6,12 @@ score (PSNR-Y, SSIM-Y, NIQE; training/metrics.py, crop = scale) the bicubic upsc
 interpolation). Writes `metrics.csv` (per image and mean), `perception_distortion.png` (PSNR against NIQE, one point
 per alpha) and one side-by-side crop per image (bicubic | alpha 0 | mid | alpha 1 | HR) under `crops/`.
 
+Two artifact columns, on the flat 8x8 blocks of the HR (training/metrics.py, in grey levels): `hatch`, the diagonal
+periodic texture a row adds to the bicubic upscale, and `colour_shift`, the largest per-channel mean change of a row
+against the alpha 0 output (so 0 there; the HR row shows the alpha 0 output's own shift). Both NaN where the image
+has no flat patch or pixel, `colour_shift` also for gray images. They let a retrained pair be compared with the shipped
+one on the two artifacts its GAN end was seen to have.
+
 Gray HR images (such as Set14's bridge) are fed to the network as three equal channels. With `gray="raw"` (the default,
 as published tables do) they are scored on raw gray levels against MATLAB's `rgb2gray` of each output; with
 `gray="rgb"` the HR is turned into RGB first and scored on Y like the others.
@@ -23,7 +29,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from esrgan.models.images import IMAGE_SUFFIXES, list_images
 from esrgan.training.bicubic import downscale_uint8, imresize
-from esrgan.training.metrics import niqe, psnr_y, ssim_y
+from esrgan.training.metrics import flat_colour_shift, flat_mask, hatch_amplitude, niqe, psnr_y, ssim_y
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,8 @@ class Row:
     psnr: float
     ssim: float
     niqe: float  # NaN when the image holds fewer than two 96x96 blocks
+    hatch: float  # grey levels; NaN when no 64x64 patch of the HR is flat
+    colour_shift: float  # grey levels, against the alpha 0 output; NaN for gray images or no flat pixel
 
 
 @dataclass
@@ -92,16 +100,32 @@ def network_outputs(engine, lr: np.ndarray, alphas: list[float]) -> dict[float, 
     return outputs
 
 
+def as_scored(sr: np.ndarray, hr: np.ndarray) -> np.ndarray:
+    """A uint8 RGB output as it is compared with `hr`: MATLAB's rgb2gray of it for a gray HR, else itself."""
+    if hr.ndim == 2:
+        return np.clip(np.floor(sr.astype(np.float64) @ _RGB2GRAY + 0.5), 0, 255).astype(np.uint8)
+    return sr
+
+
 def score(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float, float]:
     """PSNR, SSIM and NIQE of a uint8 RGB output; a gray HR is compared with the output's MATLAB rgb2gray."""
-    if hr.ndim == 2:
-        sr = np.clip(np.floor(sr.astype(np.float64) @ _RGB2GRAY + 0.5), 0, 255).astype(np.uint8)
+    sr = as_scored(sr, hr)
     try:
         naturalness = niqe(sr, crop=scale)
     except ValueError as exc:
         log.warning("NIQE left out: %s", exc)
         naturalness = math.nan
     return psnr_y(sr, hr, scale), ssim_y(sr, hr, scale), naturalness
+
+
+def artifacts(
+    sr: np.ndarray, bicubic: np.ndarray, reference: np.ndarray, hr: np.ndarray, flat: np.ndarray
+) -> tuple[float, float]:
+    """Hatch (against the bicubic upscale) and colour shift (against `reference`) of a uint8 RGB output, on the flat
+    mask of `hr` and in the form the output is scored (gray for a gray HR)."""
+    sr = as_scored(sr, hr)
+    hatch = hatch_amplitude(sr, as_scored(bicubic, hr), flat)
+    return hatch, flat_colour_shift(sr, as_scored(reference, hr), flat)
 
 
 def evaluate(
@@ -147,14 +171,7 @@ def evaluate(
         bicubic = bicubic_upscale(lr, scale)
         outputs = network_outputs(engine, lr, alphas)
 
-        name = path.name
-        rows.append(Row(name, "hr", None, math.inf, 1.0, score(rgb_hr, hr, scale)[2]))
-        rows.append(Row(name, "bicubic", None, *score(bicubic, hr, scale)))
-        for alpha in alphas:
-            rows.append(Row(name, "network", alpha, *score(to_uint8(outputs[alpha]), hr, scale)))
-        for alpha in alphas:
-            blend = (1.0 - alpha) * outputs[0.0] + alpha * outputs[1.0]
-            rows.append(Row(name, "image", alpha, *score(to_uint8(blend), hr, scale)))
+        rows += image_rows(path.name, hr, bicubic, outputs, scale)
 
         panels = comparison_panels(rgb_hr, bicubic, {a: to_uint8(o) for a, o in outputs.items()})
         crop_paths.append(out_dir / "crops" / f"{path.stem}.png")
@@ -166,25 +183,47 @@ def evaluate(
     return Report(rows, csv_path, plot_path, crop_paths)
 
 
+def image_rows(
+    name: str, hr: np.ndarray, bicubic: np.ndarray, outputs: dict[float, np.ndarray], scale: int
+) -> list[Row]:
+    """The rows of one image: the HR itself (NIQE and artifacts only), bicubic, then network and image interpolation
+    at every alpha of `outputs` (float [0, 1] network outputs, alpha 0 and 1 among them)."""
+    rgb_hr = hr if hr.ndim == 3 else np.repeat(hr[:, :, None], 3, axis=2)
+    flat, reference = flat_mask(hr), to_uint8(outputs[0.0])
+    candidates = [("hr", None, rgb_hr), ("bicubic", None, bicubic)]
+    candidates += [("network", alpha, to_uint8(out)) for alpha, out in outputs.items()]
+    candidates += [("image", a, to_uint8((1.0 - a) * outputs[0.0] + a * outputs[1.0])) for a in outputs]
+    rows = []
+    for method, alpha, sr in candidates:
+        psnr, ssim, naturalness = score(sr, hr, scale)
+        if method == "hr":
+            psnr, ssim = math.inf, 1.0
+        rows.append(Row(name, method, alpha, psnr, ssim, naturalness, *artifacts(sr, bicubic, reference, hr, flat)))
+    return rows
+
+
 def mean_rows(rows: list[Row]) -> list[Row]:
-    """The set means per (method, alpha), as tables report them: the mean of per-image values (NaN NIQE left out)."""
+    """The set means per (method, alpha), as tables report them: the mean of per-image values (NaN NIQE, hatch and
+    colour shift left out: images too small, without flat areas or gray)."""
     groups: dict[tuple[str, float | None], list[Row]] = {}
     for row in rows:
         groups.setdefault((row.method, row.alpha), []).append(row)
-    means = []
-    for (method, alpha), group in groups.items():
-        niqes = [r.niqe for r in group if not math.isnan(r.niqe)]
-        means.append(
-            Row(
-                "mean",
-                method,
-                alpha,
-                float(np.mean([r.psnr for r in group])),
-                float(np.mean([r.ssim for r in group])),
-                float(np.mean(niqes)) if niqes else math.nan,
-            )
+    return [
+        Row(
+            "mean",
+            method,
+            alpha,
+            float(np.mean([r.psnr for r in group])),
+            float(np.mean([r.ssim for r in group])),
+            *(_nanmean([getattr(r, key) for r in group]) for key in ("niqe", "hatch", "colour_shift")),
         )
-    return means
+        for (method, alpha), group in groups.items()
+    ]
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
 
 
 def write_csv(rows: list[Row], path: Path) -> Path:
@@ -194,7 +233,7 @@ def write_csv(rows: list[Row], path: Path) -> Path:
         for row in rows:
             values = asdict(row)
             values["alpha"] = "" if row.alpha is None else f"{row.alpha:g}"
-            for key in ("psnr", "ssim", "niqe"):
+            for key in ("psnr", "ssim", "niqe", "hatch", "colour_shift"):
                 values[key] = f"{values[key]:.4f}"
             writer.writerow(values)
     return path

@@ -11,6 +11,10 @@ Conventions (the MATLAB scripts behind the SRCNN/VDSR/EDSR/ESRGAN tables, and Ba
 - `crop` pixels are shaved from every border first; tables use crop = scale.
 - SSIM is Wang et al.'s: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, L 255, 'valid' filtering, mean of the map.
 - NIQE is the reference MATLAB `computequality` with its pristine model (training/niqe/), 96x96 blocks, two scales.
+
+Two artifact measurements of our own, on the flat parts of the HR image (`flat_mask`), in 8-bit grey levels:
+`hatch_amplitude` (a periodic diagonal texture the network adds to flat areas) and `flat_colour_shift` (a mean colour
+change there against a reference output).
 """
 
 import warnings
@@ -23,6 +27,15 @@ from scipy.special import gamma
 
 NIQE_PARAMS = Path(__file__).parent / "niqe" / "niqe_pris_params.npz"
 NIQE_BLOCK = 96  # the block size the pristine model was fitted on
+
+FLAT_BLOCK = 8  # flat mask: 8x8 blocks of HR luma ...
+FLAT_STD = 3.0  # ... whose standard deviation is under 3 grey levels
+HATCH_PATCH = 64  # spectra of 64x64 patches ...
+HATCH_STRIDE = 32  # ... on this grid ...
+HATCH_BORDER = 16  # ... at least this far from the image border ...
+HATCH_MIN_FLAT = 0.9  # ... and at least this share flat
+HATCH_RADII = (6.0, 14.0)  # cycles per patch: periods of 4.6-11 px, where the hatch was seen
+HATCH_SECTOR = 20.0  # degrees either side of the diagonals (hatch) and of the axes (the baseline subtracted)
 
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
 
@@ -101,6 +114,74 @@ def niqe(img: np.ndarray, crop: int = 0) -> float:
     cov_dist = np.cov(finite, rowvar=False)
     diff = mu_pris - mu_dist
     return float(np.sqrt(diff @ np.linalg.pinv((cov_pris + cov_dist) / 2) @ diff))
+
+
+def flat_mask(hr: np.ndarray) -> np.ndarray:
+    """Pixels of the 8x8 blocks of HR luma with a standard deviation under 3 grey levels (sky, walls), where a texture
+    or a tint the network adds is most visible. The partial blocks at the right and bottom edges are not flat."""
+    y = luminance(hr)
+    rows, cols = y.shape[0] // FLAT_BLOCK, y.shape[1] // FLAT_BLOCK
+    blocks = y[: rows * FLAT_BLOCK, : cols * FLAT_BLOCK].reshape(rows, FLAT_BLOCK, cols, FLAT_BLOCK)
+    flat = blocks.std(axis=(1, 3)) < FLAT_STD
+    mask = np.zeros(y.shape, bool)
+    mask[: rows * FLAT_BLOCK, : cols * FLAT_BLOCK] = np.kron(flat, np.ones((FLAT_BLOCK, FLAT_BLOCK), bool))
+    return mask
+
+
+def hatch_amplitude(output: np.ndarray, bicubic: np.ndarray, flat: np.ndarray) -> float:
+    """Amplitude in grey levels of the diagonal periodic texture that `output` adds to the bicubic upscale on flat
+    areas (`flat_mask` of the HR); NaN when no 64x64 patch is flat.
+
+    The Hann-windowed power spectra of luma(output) - luma(bicubic) over the flat patches are averaged; the power at
+    6-14 cycles per patch within 20 degrees of the diagonals, less that within 20 degrees of the axes (so isotropic
+    noise and axis-aligned structure cancel), is read as the amplitude of one sinusoid carrying it under the same
+    window (Parseval), so a pure diagonal sinusoid of amplitude A scores A.
+    """
+    if output.shape != bicubic.shape or output.shape[:2] != flat.shape:
+        raise ValueError(f"shapes differ: output {output.shape}, bicubic {bicubic.shape}, flat mask {flat.shape}")
+    added = luminance(output) - luminance(bicubic)
+    size = HATCH_PATCH
+    tops = np.arange(HATCH_BORDER, added.shape[0] - HATCH_BORDER - size + 1, HATCH_STRIDE)
+    lefts = np.arange(HATCH_BORDER, added.shape[1] - HATCH_BORDER - size + 1, HATCH_STRIDE)
+    if not (tops.size and lefts.size):
+        return float("nan")
+    windows = np.lib.stride_tricks.sliding_window_view(added, (size, size))[np.ix_(tops, lefts)]
+    share = np.lib.stride_tricks.sliding_window_view(flat, (size, size))[np.ix_(tops, lefts)].mean(axis=(2, 3))
+    patches = windows[share >= HATCH_MIN_FLAT]
+    if not len(patches):
+        return float("nan")
+    window, diagonal, axes = _hatch_masks()
+    power = np.mean(np.abs(np.fft.fft2(patches * window)) ** 2, axis=0)
+    excess = max(0.0, float(power[diagonal].sum() - power[axes].sum()))
+    # a sinusoid A sin(.) carries A^2 / 2 * sum(window^2) per pixel, times size^2 in numpy's unnormalised FFT
+    return float(np.sqrt(2.0 * excess / (size * size * np.sum(window**2))))
+
+
+def flat_colour_shift(output: np.ndarray, reference: np.ndarray, flat: np.ndarray) -> float:
+    """The largest change, over R, G and B, of the mean of `output` against `reference` on the flat pixels, in grey
+    levels (a tint the eye sees on white and sky); NaN for gray images or when nothing is flat."""
+    _check_uint8(output)
+    _check_uint8(reference)
+    if output.shape != reference.shape or output.shape[:2] != flat.shape:
+        raise ValueError(f"shapes differ: output {output.shape}, reference {reference.shape}, flat mask {flat.shape}")
+    if output.ndim == 2 or not flat.any():
+        return float("nan")
+    diff = output[flat].astype(np.float64) - reference[flat].astype(np.float64)
+    return float(np.abs(diff.mean(axis=0)).max())
+
+
+@cache
+def _hatch_masks() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 2-D periodic Hann window of a patch and its diagonal and axis sectors of the frequency ring."""
+    n = HATCH_PATCH
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)  # periodic: a constant leaks only into the DC neighbours
+    fy, fx = np.meshgrid(np.fft.fftfreq(n, 1 / n), np.fft.fftfreq(n, 1 / n), indexing="ij")
+    radius = np.hypot(fy, fx)
+    ring = (radius >= HATCH_RADII[0]) & (radius <= HATCH_RADII[1])
+    angle = np.degrees(np.arctan2(fy, fx)) % 90  # folds both diagonals onto 45, both axes onto 0 and 90
+    diagonal = ring & (np.abs(angle - 45) <= HATCH_SECTOR)
+    axes = ring & ((angle <= HATCH_SECTOR) | (angle >= 90 - HATCH_SECTOR))
+    return np.outer(hann, hann), diagonal, axes
 
 
 def _block_features(block: np.ndarray) -> list[float]:
