@@ -89,7 +89,8 @@ def padded_upscale(engine: Engine, lr: np.ndarray, pad: int) -> np.ndarray:
 
 
 def borders_table(images: list, pads: list[int], alphas: list[float]) -> None:
-    engine = Engine.from_pair(*resolve_pair("esrgan-compact-x4"), EngineSettings(device="cpu"))
+    # pre_pad=0: the engine pads nothing itself (its default pads a pair at alpha > 0), so "pad 0" means none
+    engine = Engine.from_pair(*resolve_pair("esrgan-compact-x4"), EngineSettings(device="cpu", pre_pad=0))
     print(f"\nembedded pair ({engine.precision}): PSNR-Y (dB) of the outer {BAND} output pixels against HR")
     heads = [f"alpha {a:g}, pad {p}" for a in alphas for p in (0, *pads)]
     print(f"| image | {' | '.join(heads)} |\n|---|{'---|' * len(heads)}")
