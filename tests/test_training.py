@@ -274,33 +274,3 @@ def test_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
-
-
-def test_discriminator_judges_the_clipped_image(
-    data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # G_PSNR overshoots white areas (values above 1, clipped when saved); a discriminator that saw them unclipped
-    # could tell fakes by that alone and pushed G to darken and tint highlights. It sees what a user gets.
-    from esrgan.models.discriminator import VGGDiscriminator
-    from esrgan.models.rrdbnet import RRDBNet
-
-    psnr_run = tmp_path / "psnr"
-    train(load_config("tiny_psnr", [f"data.train_dir={data['sub']}", "train.iters=2"]), psnr_run, progress=False)
-    generator_forward, discriminator_forward = RRDBNet.forward, VGGDiscriminator.forward
-    produced, judged = [], []
-
-    def overshooting(self: RRDBNet, x: torch.Tensor) -> torch.Tensor:
-        out = generator_forward(self, x) + 1.0  # above 1 wherever the tiny G outputs more than 0
-        produced.append(out.detach())
-        return out
-
-    def recording(self: VGGDiscriminator, x: torch.Tensor) -> torch.Tensor:
-        judged.append(x.detach())
-        return discriminator_forward(self, x)
-
-    monkeypatch.setattr(RRDBNet, "forward", overshooting)
-    monkeypatch.setattr(VGGDiscriminator, "forward", recording)
-    cfg = load_config("tiny_gan", [f"data.train_dir={data['sub']}", f"train.init_g={psnr_run}", "train.iters=2"])
-    train(cfg, tmp_path / "gan", progress=False)
-    assert max(float(t.max()) for t in produced) > 1
-    assert min(float(t.min()) for t in judged) >= 0 and max(float(t.max()) for t in judged) <= 1

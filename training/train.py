@@ -1,9 +1,7 @@
 """One training loop for both ESRGAN stages; the stage only decides which loss terms are added up.
 
 Stage psnr: L = w_pix * L1. Stage gan: L_G = w_percep * L1(VGG19 conv5_4 pre-activation) + w_gan * L_G^Ra + w_pix * L1,
-then one discriminator step on the relativistic average loss. The discriminator judges G's output clipped to [0, 1], as
-it is saved: unclipped, values above 1 on white areas (G_PSNR overshoots there) told it which images were fake, and G
-learnt to darken and tint highlights (measured: models/weights/MODEL_CARD.md, "Second release").
+then one discriminator step on the relativistic average loss.
 
 A run directory holds `config.yaml` (resolved), `checkpoint.pt` (a plain dict: weights, optimisers, step, config, RNG
 states), `log.csv`, `val.csv`, and at the end the exported generator(s) `g_<stage>.safetensors` (+ `_ema`).
@@ -356,7 +354,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
                 if d is not None:
                     with torch.no_grad():
                         real_logits = d(hr).float()
-                    losses["l_gan"] = ragan_g_loss(real_logits, d(sr.clamp(0, 1)).float())
+                    losses["l_gan"] = ragan_g_loss(real_logits, d(sr).float())
                     total = total + loss_w.gan * losses["l_gan"]
             losses["l_g"] = total
             opt_g.zero_grad(set_to_none=True)
@@ -368,7 +366,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
                 d.requires_grad_(True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     real_logits = d(hr).float()
-                    fake_logits = d(sr.detach().clamp(0, 1)).float()
+                    fake_logits = d(sr.detach()).float()
                     losses["l_d"] = ragan_d_loss(real_logits, fake_logits)
                 opt_d.zero_grad(set_to_none=True)
                 losses["l_d"].backward()
