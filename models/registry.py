@@ -96,9 +96,10 @@ PAIRS: dict[str, PairSpec] = {
             bundled=True,
         ),
         note="Our small embedded default; the GAN stage was fine-tuned from the PSNR stage.",
-        # measured on the six held-out validation photos: the highest alpha at or above bicubic's PSNR-Y (0.4) whose
-        # output shows no periodic texture at 1:1 (models/weights/MODEL_CARD.md, "Default alpha")
-        default_alpha=0.2,
+        # measured on the six held-out validation photos: PSNR-Y above bicubic's at every alpha, and the highest alpha
+        # whose output shows no periodic texture (ripples along edges from 0.8; models/weights/MODEL_CARD.md, "Default
+        # alpha")
+        default_alpha=0.6,
     ),
     "realesrgan-x4plus": PairSpec(
         psnr=FileSpec(

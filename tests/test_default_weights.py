@@ -57,6 +57,6 @@ def test_upscales_a_real_photo_better_than_bicubic() -> None:
 @pytest.mark.skipif(not NATURAL.exists(), reason=f"{NATURAL} is not beside the checkout")
 def test_gan_end_looks_more_natural_than_the_psnr_end() -> None:
     """Issue 8's perceptual target on one real photo: G_GAN's output has a clearly lower NIQE than G_PSNR's
-    (measured 4.54 against 6.43 on Set14/man; models/weights/eval_set14.csv)."""
+    (measured 4.42 against 6.43 on Set14/man; models/weights/eval_set14.csv)."""
     scores = {alpha: niqe(out, crop=4) for alpha, out in both_ends(modcrop(load_hr(NATURAL), 4)).items()}
     assert scores[1.0] < scores[0.0] - 0.5, scores
