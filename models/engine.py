@@ -144,10 +144,10 @@ def resolve_precision(settings: EngineSettings, device: str, native_bf16: bool |
     the embedded pair within 52.9 dB of fp32 on every Set5/Set14 photo at both ends. OpenVINO bf16 was 1.16x faster
     than PyTorch fp32 on the paper-size tile (PyTorch bf16: 1.57x) and 2.00x on the embedded pair's (PyTorch bf16:
     1.75x), but a new alpha costs it a reconversion (5-34 s) or, with alpha as a graph input, 1.05x / 1.67x. On an
-    Intel Xeon with AMX (family 6, quiet) PyTorch bf16 ran 4.12x / 2.64x fp32 and OpenVINO bf16 with alpha as an
-    input 1.35x / 1.30x faster than that, after 8.9 s / 2.4 s of conversion per process, which alone exceeds a whole
-    `esrgan upscale` of a 256 px photo (5.8 s). No clear margin across the two, so it is not shipped. ONNX Runtime
-    (fp32 only) was 1.03-1.12x.
+    Intel Xeon with AMX (family 6, two quiet runs) PyTorch bf16 ran 3.8-4.1x / 2.6-2.7x fp32 and OpenVINO bf16 with
+    alpha as an input 1.35-1.45x / 1.30-1.75x faster than that, after 9 s / 2.3 s of conversion per process and tile
+    shape, which alone exceeds a whole `esrgan upscale` of a 256 px photo (5.8-7.6 s). No clear margin across the
+    processors and uses, so it is not shipped. ONNX Runtime (fp32 only) was 1.03-1.38x.
     """
     cuda = device.startswith("cuda")
     if settings.precision != "auto":
