@@ -19,6 +19,7 @@ import math
 import os
 import random
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -323,7 +324,15 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
 
     loader = make_loader(dataset, d_cfg.batch, step, d_cfg.workers, d_cfg.prefetch, pin_memory=device.type == "cuda")
     batches = iter(loader)
-    bar = tqdm(total=t.iters, initial=step, desc=f"{config.name} ({t.stage})", disable=not progress, smoothing=0.05)
+    # a redirected log gets a line a minute, not a carriage-return redraw per step (log.csv holds every log_every row)
+    bar = tqdm(
+        total=t.iters,
+        initial=step,
+        desc=f"{config.name} ({t.stage})",
+        disable=not progress,
+        smoothing=0.05,
+        mininterval=0.1 if sys.stderr.isatty() else 60.0,
+    )
     last_log_time, last_log_step, start_time = time.perf_counter(), step, time.perf_counter()
     with StopFlag() as stop:
         while step < t.iters and not stop.set:
