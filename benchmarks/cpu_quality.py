@@ -1,12 +1,13 @@
 """What CPU speed costs in pixels, on every Set5 and Set14 photo (the LR made from each HR by MATLAB's bicubic x4):
 
 default: bf16 against fp32 output of the same engine, tiles and alpha, at both ends of the embedded pair (and of
-         any paper-size pair found in the weights cache), as 8-bit PSNR; the floor we hold is 50 dB;
+         any paper-size pair found in the weights cache, or the files given with --pair), as 8-bit PSNR; the floor
+         we hold is 50 dB;
 --borders: the outer 8-pixel band of the output against the HR image (PSNR-Y) with and without reflect-padding the
          whole LR image by a few pixels before tiling (Real-ESRGAN's `pre_pad`), at alpha 0, 0.8 (the
            service's default) and 1.
 
-  .venv/bin/python -m benchmarks.cpu_quality [--borders] [--pad 2,4,8] [--alphas 0,0.8,1]
+  .venv/bin/python -m benchmarks.cpu_quality [--pair PSNR GAN] [--borders] [--pad 2,4,8] [--alphas 0,0.8,1]
 """
 
 import argparse
@@ -49,9 +50,10 @@ def pairs() -> dict[str, tuple[Path, Path]]:
     return found
 
 
-def precision_table(images: list) -> None:
+def precision_table(images: list, extra: tuple[Path, Path] | None = None) -> None:
     worst = float("inf")
-    for name, (psnr_path, gan_path) in pairs().items():
+    found = pairs() | ({f"{extra[0].name} + {extra[1].name}": extra} if extra else {})
+    for name, (psnr_path, gan_path) in found.items():
         engines = {
             p: Engine.from_pair(psnr_path, gan_path, EngineSettings(device="cpu", precision=p))
             for p in ("fp32", "bf16")
@@ -111,6 +113,7 @@ def main() -> None:
     parser.add_argument("--borders", action="store_true", help="the border band with and without pre-padding")
     parser.add_argument("--pad", default="2,4,8", help="pre-pad sizes in LR pixels for --borders")
     parser.add_argument("--alphas", default="0,0.8,1", help="alphas for --borders")
+    parser.add_argument("--pair", nargs=2, type=Path, metavar=("PSNR", "GAN"), help="one more pair, from files")
     args = parser.parse_args()
     print(machine_line())
     started = time.perf_counter()
@@ -118,7 +121,7 @@ def main() -> None:
     if args.borders:
         borders_table(images, [int(p) for p in args.pad.split(",")], [float(a) for a in args.alphas.split(",")])
     else:
-        precision_table(images)
+        precision_table(images, args.pair)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

@@ -23,6 +23,7 @@ Set5/Set14 photo.
 
     .venv/bin/python -m benchmarks.engine [--seams [--precision auto|fp32|bf16]] [--weights PSNR.safetensors]
     .venv/bin/python -m benchmarks.engine --architectures
+    .venv/bin/python -m benchmarks.engine --pair PSNR.safetensors GAN.safetensors   # only rows 6, on these files
 
 (Run as a module from the repository root: it imports benchmarks/common.py, shared with benchmarks/gpu_check.py.)
 """
@@ -151,15 +152,15 @@ def read_png(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255
 
 
-def cli_rows(psnr_sd: StateDict, gan_sd: StateDict, work: Path) -> None:
+def cli_rows(psnr_sd: StateDict, gan_sd: StateDict, work: Path, weights: str = "random weights") -> None:
     """`esrgan upscale` against the plain approach, each a whole process on the same files; outputs against the fp32
     whole-image result of the same pipeline (pre-pad included: alpha 0.8 blends in the GAN end)."""
     from esrgan.models.checkpoints import save_generator
 
     alpha = "0.8"
     paths = work / "paper_psnr.safetensors", work / "paper_gan.safetensors"
-    save_generator(paths[0], psnr_sd, stage="psnr", provenance="benchmark, random")
-    save_generator(paths[1], gan_sd, stage="gan", provenance="benchmark, random")
+    save_generator(paths[0], psnr_sd, stage="psnr", provenance=f"benchmark, {weights}")
+    save_generator(paths[1], gan_sd, stage="gan", provenance=f"benchmark, {weights}")
     src = work / "baboon256.png"
     Image.fromarray((photo(256) * 255).round().astype(np.uint8)).save(src)
     x = read_png(src)
@@ -176,7 +177,7 @@ def cli_rows(psnr_sd: StateDict, gan_sd: StateDict, work: Path) -> None:
         dest = work / f"ours_{precision}.png"
         seconds = wall([*esrgan_command(), "upscale", str(src), "-o", str(dest), *pair, "--precision", precision])
         rows.append((f"esrgan upscale --precision {precision}", seconds, dest))
-    print(f"\nwhole process: paper-size pair (random weights, files), 256x256 photo -> 1024x1024 PNG, alpha {alpha}")
+    print(f"\nwhole process: paper-size pair ({weights}, files), 256x256 photo -> 1024x1024 PNG, alpha {alpha}")
     print("| command | wall s | vs plain | PSNR vs fp32 whole image (dB) |\n|---|---|---|---|")
     for name, seconds, path in rows:
         print(f"| {name} | {seconds:.1f} | {t_plain / seconds:.2f}x | {psnr(read_png(path), whole):.1f} |", flush=True)
@@ -362,6 +363,7 @@ def main() -> None:
     parser.add_argument("--nb", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--child-plain", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--architectures", action="store_true", help="only RRDBNet against SRVGGNetCompact")
+    parser.add_argument("--pair", nargs=2, type=Path, metavar=("PSNR", "GAN"), help="only rows 6, on these files")
     args = parser.parse_args()
     if args.child_layout:
         return child_layout(*args.child_layout)
@@ -374,6 +376,9 @@ def main() -> None:
         return seams(args.weights, args.init, args.precision)
     if args.architectures:
         return architecture_rows(photo(256))
+    if args.pair:
+        with tempfile.TemporaryDirectory() as work:
+            return cli_rows(*map(read_state_dict, args.pair), Path(work), weights=" + ".join(p.name for p in args.pair))
 
     started = time.perf_counter()
     psnr_sd = random_state_dict(PAPER, 0, "paper")
