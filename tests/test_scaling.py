@@ -158,7 +158,7 @@ def test_a_store_that_refuses_our_keys(tmp: Path, redis_url: str, client: httpx.
             assert "The storage is unavailable" in response.json()["detail"]
             assert "refused our credentials" in response.json()["detail"]
             assert refusing.env["AWS_SECRET_ACCESS_KEY"] not in response.text
-        assert set(redis.scan_iter("rq:job:*")) == before
+        assert set(redis.scan_iter("rq:job:*")) - before == set()  # earlier tests' jobs may expire meanwhile
 
 
 @pytest.mark.skipif(bool(os.environ.get(TEST_S3)), reason="stops the S3 server: not ours with ESRGAN_TEST_S3_URL")
@@ -191,7 +191,7 @@ def test_the_store_going_away_mid_run(client: httpx.Client, s3: S3Server, redis_
     assert response.status_code == 503
     detail = "The storage is unavailable, try again later (the object store is not reachable)."
     assert response.json() == {"detail": detail}
-    assert set(Redis.from_url(redis_url).scan_iter("rq:job:*")) == before  # no job left behind
+    assert set(Redis.from_url(redis_url).scan_iter("rq:job:*")) - before == set()  # no job left behind
     assert client.get("/healthz").status_code == 200
     for proc in client.workers.values():  # type: ignore[attr-defined]
         assert proc.alive()  # a worker outlives the store's outage

@@ -58,7 +58,7 @@ def refused(client: httpx.Client, redis_url: str, reason: str) -> None:
     response = client.post("/upscale", files={"file": ("a.png", png_bytes(16, 16))})
     assert response.status_code == 503 and response.headers["content-type"] == "application/json"
     assert response.json() == {"detail": f"The storage is unavailable, try again later ({reason})."}
-    assert set(Redis.from_url(redis_url).scan_iter("rq:job:*")) == before
+    assert set(Redis.from_url(redis_url).scan_iter("rq:job:*")) - before == set()  # no new job (old ones may expire)
 
 
 def test_a_read_only_folder(client: httpx.Client, disk: Path, redis_url: str) -> None:
