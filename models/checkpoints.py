@@ -142,11 +142,10 @@ def network_for(config: ArchConfig) -> Generator:
 def build_generator(sd: StateDict, path: str | Path = "<state dict>") -> Generator:
     """The network the tensors describe (RRDBNet or SRVGGNetCompact), loaded strictly: every network is built here."""
     config = check_state_dict(sd, path)
-    # Built on the meta device and given empty storage: the strict load overwrites every weight, so initialising them
-    # first (16.7 M parameters for the paper-size RRDBNet, twice) was start-up time for nothing (commit 6c04c6e).
-    with torch.device("meta"):
-        model = network_for(config)
-    model = model.to_empty(device="cpu")
+    # Built on the CPU, init included, although the strict load overwrites every weight: the meta device would skip
+    # the init but costs more in a fresh process (paper size: 0.56 s against 0.32, and 2.0 s while the init's normal_
+    # on meta imported torch._refs; benchmarks/RESULTS.md, "Whole process on a family-25 EPYC").
+    model = network_for(config)
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as exc:

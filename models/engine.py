@@ -273,8 +273,10 @@ class Engine:
         pad_h, pad_w = (-(h + 2 * pad)) % self.align, (-(w + 2 * pad)) % self.align
         if pad or pad_h or pad_w:  # reflect, so the border looks like image rather than a black frame to the network
             x = torch.nn.functional.pad(x, (pad, pad + pad_w, pad, pad + pad_h), mode="reflect")
+        # The pre-pad is context, like the overlap: the tile grows by it, so an image that fitted one tile still does
+        # (a 256 px photo padded to 264 took four 148 px windows, 1.4x the forward time: benchmarks/RESULTS.md).
         out = tiled_forward(
-            x, fn, self.scale, tile, overlap, self.batch, progress, cancel,
+            x, fn, self.scale, tile + 2 * pad, overlap, self.batch, progress, cancel,
             out_dtype=out_dtype, finish=finish, align=self.align,
         )  # fmt: skip
         top, s = pad * self.scale, self.scale

@@ -85,6 +85,18 @@ def test_a_blend_with_its_gan_end_is_reflect_padded_around_the_image_and_cropped
     np.testing.assert_allclose(forced.upscale_array(x), reference(random_pair, 0.7, x), atol=1e-5)
 
 
+def test_the_pre_pad_does_not_push_an_image_of_one_tile_into_more(random_pair):
+    """The pre-pad is context like the overlap: a 32 px image at tile 32 stays one window once padded to 40."""
+    e = Engine.from_pair(*random_pair, EngineSettings(device="cpu", tile=32, overlap=8, precision="fp32"))
+    e.set_alpha(0.7)
+    assert e.pre_pad() == PRE_PAD
+    seen = []
+    e.upscale(Picture(smooth_image(32, 32)), progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 1)]
+    e.upscale(Picture(smooth_image(33, 32)), progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (2, 2)  # one pixel more than the tile: two windows, as without the pre-pad
+
+
 def test_a_pair_needs_an_alpha_and_a_single_file_refuses_one(random_pair):
     e = Engine.from_pair(*random_pair, EngineSettings(device="cpu"))
     with pytest.raises(ValueError, match="set_alpha"):
