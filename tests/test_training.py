@@ -21,6 +21,7 @@ from esrgan.training.checkpoint import load_run
 from esrgan.training.config import ConfigError, load_config
 from esrgan.training.data import prepare
 from esrgan.training.export import export_run
+from esrgan.training.grow import deepened
 from esrgan.training.train import lr_at, ragan_d_loss, ragan_g_loss, set_threads, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,6 +138,30 @@ def test_resume_builds_the_checkpoints_networks_whatever_the_config_says(
     gan = load_config("tiny_gan", [*base, "train.iters=4", f"train.init_g={write_generator(tmp_path)}"])
     with pytest.raises(ConfigError, match=r"--resume: .*is a stage psnr run; the config asks for stage gan"):
         train(gan, tmp_path / "split", resume=True, progress=False)
+
+
+def test_stage1_grows_a_deeper_trunk_from_a_shallower_generator(data: dict[str, Path], tmp_path: Path) -> None:
+    shallow = load_generator(write_generator(tmp_path)).eval()
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        before = shallow(x)
+        after = deepened(shallow, 3).eval()(x)
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)  # the same function, with 2 more RRDBs
+    assert before.abs().max() > 0.01  # weights that compute something, so a wrong rescale would show
+
+    base = [f"data.train_dir={data['sub']}", "train.iters=3", "train.log_every=1", "train.val_every=1000",
+            f"train.init_g={write_generator(tmp_path)}"]  # fmt: skip
+    train(load_config("tiny_psnr", base), tmp_path / "nb1", progress=False)
+    grown = train(load_config("tiny_psnr", [*base, "model.nb=3"]), tmp_path / "nb3", progress=False)
+    first = [float(read_log(tmp_path / run)[0]["l_pix"]) for run in ("nb1", "nb3")]
+    assert first[1] == pytest.approx(first[0], rel=1e-5)  # same batch, same function: the same first loss
+    assert grown["config"]["model"]["nb"] == 3 and grown["g"]["body.2.rdb3.conv5.weight"].abs().max() > 0  # learning
+
+    with pytest.raises(ConfigError, match=r"train\.init_g: .*holds .*nf=8.*asks for .*nf=16"):
+        train(load_config("tiny_psnr", [*base, "model.nf=16"]), tmp_path / "wide", progress=False)
+    gan = load_config("tiny_gan", [*base, "model.nb=3"])
+    with pytest.raises(ConfigError, match=r"stage psnr can start a deeper trunk"):  # a pair must interpolate
+        train(gan, tmp_path / "gan", progress=False)
 
 
 def test_a_checkpoint_that_asks_for_code_is_refused(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ from esrgan.training.checkpoint import CHECKPOINT, load_run, rng_state, save_che
 from esrgan.training.config import Config, ConfigError, OptimConfig, from_dict, validate
 from esrgan.training.data import PairedPatches, make_loader, read_rgb
 from esrgan.training.export import export_generators
+from esrgan.training.grow import deepened
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["step", "lr_g", "l_pix", "l_percep", "l_gan", "l_g", "l_d", "d_real", "d_fake", "it_s", "wall_s"]
@@ -122,7 +123,8 @@ class PerceptualFeatures(nn.Module):
 
 
 def initial_generator(config: Config) -> RRDBNet:
-    """G of a new run: the paper's random init, or the weights of `train.init_g`, which must be the `model` asked."""
+    """G of a new run: the paper's random init, or the weights of `train.init_g`, which must be the `model` asked or,
+    in stage psnr, the same network with fewer RRDBs (grown function-preservingly, `training/grow.py`)."""
     if not config.train.init_g:
         return RRDBNet(config.model)
     path = Path(config.train.init_g)
@@ -131,9 +133,17 @@ def initial_generator(config: Config) -> RRDBNet:
     if not path.is_file():
         raise ConfigError(f"train.init_g: {path} does not exist (train stage 1 first, or point at G_PSNR)")
     g = load_generator(path)
-    if g.config != config.model:
-        raise ConfigError(f"train.init_g: {path} holds {g.config}, the config asks for {config.model}")
-    return g
+    if g.config == config.model:
+        return g
+    same_but_nb = isinstance(g, RRDBNet) and dataclasses.replace(g.config, nb=config.model.nb) == config.model
+    if same_but_nb and g.config.nb < config.model.nb and config.train.stage == "psnr":
+        log.info("train.init_g: %s has %d RRDBs; the %d asked start from it (same function)", path, g.config.nb,
+                 config.model.nb)  # fmt: skip
+        return deepened(g, config.model.nb)
+    raise ConfigError(
+        f"train.init_g: {path} holds {g.config}, the config asks for {config.model}"
+        " (stage psnr can start a deeper trunk from a shallower one; nothing else changes shape)"
+    )
 
 
 def resumed_config(config: Config, saved: Config, source: str) -> Config:
