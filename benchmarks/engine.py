@@ -135,7 +135,8 @@ def child_plain(psnr_path: str, gan_path: str, alpha: str, src: str, dest: str) 
 
     net = build_generator(interpolate_state_dicts(read_state_dict(psnr_path), read_state_dict(gan_path), float(alpha)))
     out = plain_upscale(net.eval(), read_image(Path(src)).as_float())
-    Image.fromarray((np.clip(out, 0, 1) * 255).round().astype(np.uint8)).save(dest)
+    # zlib level 1: what cv2.imwrite writes by default, as Real-ESRGAN and chaiNNer save (and as ours does).
+    Image.fromarray((np.clip(out, 0, 1) * 255).round().astype(np.uint8)).save(dest, compress_level=1)
 
 
 def esrgan_command() -> list[str]:

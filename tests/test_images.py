@@ -172,6 +172,14 @@ def test_16_bit_png_output_carries_icc_and_16_bit_to_jpeg_is_8_bit():
     assert np.asarray(Image.open(io.BytesIO(write_image(pic, "jpeg")))).dtype == np.uint8
 
 
+@pytest.mark.parametrize("bits", [8, 16])
+def test_pngs_are_written_at_the_fastest_zlib_level(bits):
+    """A preview encodes on every slider move: level 1 (OpenCV's default) costs a quarter of Pillow's default 6."""
+    data = write_image(Picture(rgb(64, 64).astype(np.float32) / 255, bits=bits), "png")
+    idat = data.index(b"IDAT") + 4
+    assert data[idat + 1] >> 6 == 0  # the zlib header's FLEVEL: 0 = fastest (levels 0-1), 2 = Pillow's default 6
+
+
 def test_out_of_range_values_are_clamped_never_wrapped():
     pic = Picture(np.array([[[-0.5, 1.5, 0.5]]], np.float32))
     assert np.asarray(Image.open(io.BytesIO(write_image(pic)))).tolist() == [[[0, 255, 128]]]

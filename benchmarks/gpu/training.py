@@ -1,8 +1,8 @@
 """Step 4, training: seconds per iteration of both stages (stage 2 with the paper's whole loss: VGG19 conv5_4 with
 random weights, as none can be downloaded, RaGAN with the VGG128 discriminator, L1) for the embedded and the
 paper-size networks, with bf16 autocast (on a CPU only where it runs bf16 natively: emulated, a quick run's iteration
-took 8 s on an AVX2-only EPYC instead of well under one) and channels_last, on the travelling photos; a run of the embedded network's
-stage 1 from scratch whose loss must fall; and a resumed run whose next step must equal the uninterrupted one's."""
+took 8 s on an AVX2-only EPYC) and channels_last, on the travelling photos; a run of the embedded network's stage 1
+from scratch whose loss must fall; and a resumed run whose next step must equal the uninterrupted one's."""
 
 import csv
 from pathlib import Path
