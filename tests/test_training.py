@@ -208,16 +208,27 @@ def test_export_command_writes_loadable_safetensors_and_onnx(data: dict[str, Pat
     assert extra_of(written[0])["ema"] is True
 
 
-def test_sigterm_saves_a_checkpoint_and_resume_finishes(data: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize(("to", "sig"), [("main", signal.SIGTERM), ("group", signal.SIGTERM), ("group", signal.SIGINT)])
+def test_sigterm_saves_a_checkpoint_and_resume_finishes(
+    data: dict[str, Path], tmp_path: Path, to: str, sig: signal.Signals
+) -> None:
+    """`group`: systemd's way, `kill -- -PGID` and Ctrl-C in a terminal: the data worker gets the signal too and must
+    not die of it."""
     run = tmp_path / "run"
     cmd = [str(Path(sys.executable).parent / "esrgan"), "train", "tiny_psnr", "--run-dir", str(run), "--no-progress",
-           "-s", f"data.train_dir={data['sub']}", "-s", "train.ckpt_every=100000", "--iters", "100000"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           "-s", f"data.train_dir={data['sub']}", "-s", "train.ckpt_every=100000", "-s", "data.workers=1",
+           "--iters", "100000"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while not (run / "log.csv").exists() or len(read_log(run)) < 2:
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    if to == "group":
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "--resume" in out

@@ -17,6 +17,7 @@ at most `max_redraws` times; if every draw is flat, the most textured draw is us
 """
 
 import csv
+import signal
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -247,6 +248,14 @@ class SampleStream(Sampler[int]):
             n += 1
 
 
+def _leave_stopping_to_the_main(worker_id: int) -> None:
+    """A data worker ignores SIGTERM and Ctrl-C: a stop sent to the whole process group (systemd's default, `kill --
+    -PGID`, Ctrl-C in a terminal) would otherwise kill it first, and the main process would die on the lost worker
+    instead of finishing its step and saving a checkpoint. The main shuts its workers down, or they see it gone."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def make_loader(
     dataset: PairedPatches, batch: int, start_step: int, workers: int, prefetch: int, pin_memory: bool = False
 ) -> torch.utils.data.DataLoader:
@@ -260,4 +269,5 @@ def make_loader(
         persistent_workers=workers > 0,
         pin_memory=pin_memory,
         drop_last=True,
+        worker_init_fn=_leave_stopping_to_the_main,
     )
