@@ -26,15 +26,17 @@ MFLOP_PER_INPUT_PX = 35.85  # paper-size RRDBNet, FACTS.md (17.93 M multiply-add
 
 
 def machine_line() -> str:
-    """Architecture, cores, `lscpu`'s CPU family (25 and 26 are both "AMD EPYC", at very different speeds: compare
-    figures only within one run), the bf16 flags, torch and its threads, the load, the time: printed atop every run."""
+    """Architecture, cores, `lscpu`'s CPU family and model (families 25 and 26 are all "AMD EPYC", at very different
+    speeds, and family 25 comes as model 1 without AVX-512 and as a model with bf16: compare figures only within one
+    run), the bf16 flags, torch and its threads, the load, the time: printed atop every run."""
     from esrgan.models.engine import cpu_flags
 
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    family = next((line.partition(":")[2].strip() for line in info.splitlines() if line.startswith("cpu family")), "?")
+    field = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in info.splitlines()[:30])}
+    family, model = field.get("cpu family", "?"), field.get("model", "?")
     bf16 = " ".join(flag for flag in cpu_flags().split() if "bf16" in flag) or "none"
     return (
-        f"{platform.machine()}, {os.cpu_count()} cores, CPU family {family}, bf16 flags: {bf16}, torch "
+        f"{platform.machine()}, {os.cpu_count()} cores, CPU family {family} model {model}, bf16 flags: {bf16}, torch "
         f"{torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}, "
         + time.strftime("%F %H:%M")
     )
