@@ -3,12 +3,14 @@ Redis that stops (503 naming the queue, not its address), and uploads that cost 
 checks them from the header and a bounded decode; the pixels are the workers' business). Real processes throughout.
 """
 
+import io
 import os
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
+import png
 import pytest
 from redis import Redis
 from service_helpers import (
@@ -23,8 +25,6 @@ from service_helpers import (
     wait_job,
     wait_until,
 )
-
-from esrgan.models.images import Picture, write_image
 
 PASSWORD = "s3cret-redis-pass-do-not-log"
 
@@ -56,8 +56,13 @@ def env(tmp: Path, redis_port) -> dict[str, str]:
 
 
 def flat_16_bit_rgba(side: int = 2000) -> bytes:
-    """A flat 16-bit RGBA PNG: about 35 KB on the wire, 128 MB as float32 pixels."""
-    return write_image(Picture(np.full((side, side, 4), 30000, np.uint16), bits=16), "png")
+    """A flat 16-bit RGBA PNG at zlib level 9, as a hostile client would make it: about 35 KB on the wire, 128 MB as
+    float32 pixels."""
+    buf = io.BytesIO()
+    png.Writer(side, side, greyscale=False, alpha=True, bitdepth=16, compression=9).write(
+        buf, np.full((side, side * 4), 30000, np.uint16)
+    )
+    return buf.getvalue()
 
 
 def vm_hwm_kib(pid: int) -> int:
