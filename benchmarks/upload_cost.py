@@ -13,6 +13,7 @@ and the slowest /healthz meanwhile; the jobs it queued are cancelled at the end 
 """
 
 import argparse
+import io
 import os
 import threading
 import time
@@ -20,8 +21,17 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import png
 
-from esrgan.models.images import Picture, write_image
+
+def flat_16_bit_rgba(side: int = 2000) -> bytes:
+    """A flat 16-bit RGBA PNG at zlib level 9, as a hostile client would make it: about 35 KB on the wire at 2000 px,
+    128 MB as float32 pixels (our own writer's level 1 makes 145 KB). tests/test_hardening_redis.py sends it too."""
+    buf = io.BytesIO()
+    png.Writer(side, side, greyscale=False, alpha=True, bitdepth=16, compression=9).write(
+        buf, np.full((side, side * 4), 30000, np.uint16)
+    )
+    return buf.getvalue()
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -51,7 +61,7 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=2000)
     parser.add_argument("--key", default=None, help="the API key, if the server has one")
     args = parser.parse_args()
-    data = write_image(Picture(np.full((args.side, args.side, 4), 30000, np.uint16), bits=16), "png")
+    data = flat_16_bit_rgba(args.side)
     headers = {"X-API-Key": args.key} if args.key else {}
     with httpx.Client(base_url=args.url, timeout=120, headers=headers, trust_env=False) as client:
         client.get("/healthz")

@@ -3,14 +3,11 @@ Redis that stops (503 naming the queue, not its address), and uploads that cost 
 checks them from the header and a bounded decode; the pixels are the workers' business). Real processes throughout.
 """
 
-import io
 import os
 import time
 from pathlib import Path
 
 import httpx
-import numpy as np
-import png
 import pytest
 from redis import Redis
 from service_helpers import (
@@ -25,6 +22,8 @@ from service_helpers import (
     wait_job,
     wait_until,
 )
+
+from benchmarks.upload_cost import flat_16_bit_rgba
 
 PASSWORD = "s3cret-redis-pass-do-not-log"
 
@@ -53,16 +52,6 @@ def redis_port(tmp: Path):
 def env(tmp: Path, redis_port) -> dict[str, str]:
     url = f"redis://:{PASSWORD}@127.0.0.1:{redis_port[0]}/0"
     return service_env(tmp, make_pair(tmp / "weights", "tiny"), redis_url=url, max_pixels=4_000_000)
-
-
-def flat_16_bit_rgba(side: int = 2000) -> bytes:
-    """A flat 16-bit RGBA PNG at zlib level 9, as a hostile client would make it: about 35 KB on the wire, 128 MB as
-    float32 pixels."""
-    buf = io.BytesIO()
-    png.Writer(side, side, greyscale=False, alpha=True, bitdepth=16, compression=9).write(
-        buf, np.full((side, side * 4), 30000, np.uint16)
-    )
-    return buf.getvalue()
 
 
 def vm_hwm_kib(pid: int) -> int:
