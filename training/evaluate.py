@@ -20,7 +20,7 @@ as published tables do) they are scored on raw gray levels against MATLAB's `rgb
 import csv
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -193,12 +193,17 @@ def image_rows(
     candidates = [("hr", None, rgb_hr), ("bicubic", None, bicubic)]
     candidates += [("network", alpha, to_uint8(out)) for alpha, out in outputs.items()]
     candidates += [("image", a, to_uint8((1.0 - a) * outputs[0.0] + a * outputs[1.0])) for a in outputs]
-    rows = []
+    rows, network = [], {}
     for method, alpha, sr in candidates:
+        if method == "image" and alpha in (0.0, 1.0):  # the blend at either end is that end's output, scored above
+            rows.append(replace(network[alpha], method="image"))
+            continue
         psnr, ssim, naturalness = score(sr, hr, scale)
         if method == "hr":
             psnr, ssim = math.inf, 1.0
         rows.append(Row(name, method, alpha, psnr, ssim, naturalness, *artifacts(sr, bicubic, reference, hr, flat)))
+        if method == "network":
+            network[alpha] = rows[-1]
     return rows
 
 
