@@ -193,7 +193,8 @@ def image_rows(
     candidates = [("hr", None, rgb_hr), ("bicubic", None, bicubic)]
     candidates += [("network", alpha, to_uint8(out)) for alpha, out in outputs.items()]
     candidates += [("image", a, to_uint8((1.0 - a) * outputs[0.0] + a * outputs[1.0])) for a in outputs]
-    rows, network = [], {}
+    rows: list[Row] = []
+    network: dict[float, Row] = {}  # alpha -> that end's row, for the image blend at 0 and 1
     for method, alpha, sr in candidates:
         if method == "image" and alpha in (0.0, 1.0):  # the blend at either end is that end's output, scored above
             rows.append(replace(network[alpha], method="image"))
