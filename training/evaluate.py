@@ -192,11 +192,15 @@ def image_rows(
     flat, reference = flat_mask(hr), to_uint8(outputs[0.0])
     candidates = [("hr", None, rgb_hr), ("bicubic", None, bicubic)]
     candidates += [("network", alpha, to_uint8(out)) for alpha, out in outputs.items()]
-    candidates += [("image", a, to_uint8((1.0 - a) * outputs[0.0] + a * outputs[1.0])) for a in outputs]
+    # the blend at either end is that end's own output: not made again, its network row is copied (None below)
+    candidates += [
+        ("image", a, None if a in (0.0, 1.0) else to_uint8((1.0 - a) * outputs[0.0] + a * outputs[1.0]))
+        for a in outputs
+    ]
     rows: list[Row] = []
-    network: dict[float, Row] = {}  # alpha -> that end's row, for the image blend at 0 and 1
+    network: dict[float, Row] = {}  # alpha -> the network row, for the blend at 0 and 1
     for method, alpha, sr in candidates:
-        if method == "image" and alpha in (0.0, 1.0):  # the blend at either end is that end's output, scored above
+        if sr is None:
             rows.append(replace(network[alpha], method="image"))
             continue
         psnr, ssim, naturalness = score(sr, hr, scale)
