@@ -69,6 +69,19 @@ def test_cpu_bf16_autocast_learns_and_keeps_fp32_weights(data: dict[str, Path], 
     assert {t.dtype for t in mixed["g"].values()} == {torch.float32}
 
 
+def test_l2_pixel_criterion_trains_on_the_squared_error(data: dict[str, Path], tmp_path: Path) -> None:
+    base = [f"data.train_dir={data['one']}", "data.flip=false", "data.rotate=false", "train.iters=80",
+            "train.log_every=1", "train.val_every=1000", "train.ckpt_every=1000", "data.batch=2"]  # fmt: skip
+    train(load_config("tiny_psnr", base), tmp_path / "l1", progress=False)
+    train(load_config("tiny_psnr", [*base, "loss.pixel_criterion=l2"]), tmp_path / "l2", progress=False)
+    l1 = [float(r["l_pix"]) for r in read_log(tmp_path / "l1")]
+    l2 = [float(r["l_pix"]) for r in read_log(tmp_path / "l2")]
+    # The same weights and batch at step 1: the mean squared error lies between the squared mean error and the mean
+    # error (errors under 1), strictly, as the errors differ.
+    assert l1[0] ** 2 < l2[0] < l1[0], (l1[0], l2[0])
+    assert l2[-1] < l2[0] / 10, (l2[0], l2[-1])
+
+
 def extra_of(path: Path) -> dict:
     return json.loads(read_metadata(path)["extra"])
 
@@ -273,7 +286,9 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         load_config("tiny_psnr", ["data.batch=many"])
     with pytest.raises(ConfigError, match="init_g"):
         load_config("tiny_gan")
-    with pytest.raises(ConfigError, match="L1 only"):
+    with pytest.raises(ConfigError, match="pixel_criterion must be 'l1' or 'l2', not 'mse'"):
+        load_config("tiny_psnr", ["loss.pixel_criterion=mse"])
+    with pytest.raises(ConfigError, match="pixel loss only"):
         load_config("tiny_psnr", ["loss.gan=0.005"])
     with pytest.raises(ConfigError, match="no such config"):
         load_config(tmp_path / "missing.yaml")

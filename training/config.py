@@ -59,7 +59,8 @@ class OptimConfig:
 
 @dataclass
 class LossConfig:
-    pixel: float = 1.0  # L1 weight
+    pixel: float = 1.0  # weight of the pixel term
+    pixel_criterion: str = "l1"  # "l1" (the paper's) | "l2": PSNR is an L2 measure, for a short fine-tune at the end
     perceptual: float = 0.0  # VGG19 conv5_4 (pre-activation) L1 weight
     gan: float = 0.0  # relativistic average GAN weight
     vgg_weights: str = ""  # VGG19 ImageNet weights file ("" = models.vgg's default location)
@@ -67,7 +68,7 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    stage: str = "psnr"  # "psnr" (L1 only) | "gan" (adds perceptual + RaGAN, trains a discriminator)
+    stage: str = "psnr"  # "psnr" (pixel loss only) | "gan" (adds perceptual + RaGAN, trains a discriminator)
     iters: int = 1_000_000
     init_g: str = ""  # generator weights to start from (.safetensors or a run directory); stage gan needs one
     ema_decay: float = 0.0  # EMA of G (0 = off; 0.999 as BasicSR)
@@ -210,8 +211,10 @@ def validate(config: Config, source: str = "<config>") -> None:
         problems.append(f"train.ema_decay must be in [0, 1), not {t.ema_decay}")
     if min(loss.pixel, loss.perceptual, loss.gan) < 0:
         problems.append("loss weights must be >= 0")
+    if loss.pixel_criterion not in ("l1", "l2"):
+        problems.append(f"loss.pixel_criterion must be 'l1' or 'l2', not {loss.pixel_criterion!r}")
     if t.stage == "psnr" and (loss.perceptual or loss.gan):
-        problems.append("stage psnr trains on L1 only: set loss.perceptual and loss.gan to 0, or use stage gan")
+        problems.append("stage psnr trains on the pixel loss only: set loss.perceptual and loss.gan to 0, or stage gan")
     if t.stage == "gan" and loss.gan > 0 and d.patch != 128:
         problems.append(f"the VGG128 discriminator takes 128 px HR patches: data.patch is {d.patch}")
     if t.stage == "gan" and not t.init_g:

@@ -253,6 +253,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     t, d_cfg, loss_w = config.train, config.data, config.loss
+    pixel_loss = F.mse_loss if loss_w.pixel_criterion == "l2" else F.l1_loss
     set_threads(t.threads)
     device = pick_device(t.device)
     torch.manual_seed(t.seed)
@@ -363,7 +364,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
                 sr = g(lr_img)
                 total = torch.zeros((), device=device)
                 if loss_w.pixel > 0:
-                    losses["l_pix"] = F.l1_loss(sr.float(), hr)
+                    losses["l_pix"] = pixel_loss(sr.float(), hr)
                     total = total + loss_w.pixel * losses["l_pix"]
                 if vgg is not None:
                     with torch.no_grad():
