@@ -189,9 +189,10 @@ def image_rows(
     """The rows of one image: the HR itself (NIQE and artifacts only), bicubic, then network and image interpolation
     at every alpha of `outputs` (float [0, 1] network outputs, alpha 0 and 1 among them)."""
     rgb_hr = hr if hr.ndim == 3 else np.repeat(hr[:, :, None], 3, axis=2)
-    flat, reference = flat_mask(hr), to_uint8(outputs[0.0])
+    network_u8 = {alpha: to_uint8(out) for alpha, out in outputs.items()}
+    flat, reference = flat_mask(hr), network_u8[0.0]
     candidates = [("hr", None, rgb_hr), ("bicubic", None, bicubic)]
-    candidates += [("network", alpha, to_uint8(out)) for alpha, out in outputs.items()]
+    candidates += [("network", alpha, sr) for alpha, sr in network_u8.items()]
     # the blend at either end is that end's own output: not made again, its network row is copied (None below)
     candidates += [
         ("image", a, None if a in (0.0, 1.0) else to_uint8((1.0 - a) * outputs[0.0] + a * outputs[1.0]))
