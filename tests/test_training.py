@@ -44,38 +44,46 @@ def read_log(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+# One 32 px sub-image, no flips: every batch is the same batch.
+ONE_BATCH = ["data.flip=false", "data.rotate=false", "train.log_every=1", "train.val_every=1000",
+             "train.ckpt_every=1000", "data.batch=2"]  # fmt: skip
+
+
+def one_batch(data: dict[str, Path], iters: int, *extra: str) -> list[str]:
+    return [f"data.train_dir={data['one']}", *ONE_BATCH, f"train.iters={iters}", *extra]
+
+
+@pytest.fixture(scope="module")
+def fp32_l1_log(data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> list[float]:
+    """l_pix of 80 fp32 L1 steps on the one batch: what bf16 autocast and the L2 criterion are compared with."""
+    run = tmp_path_factory.mktemp("fp32_l1") / "run"
+    train(load_config("tiny_psnr", one_batch(data, 80)), run, progress=False)
+    return [float(r["l_pix"]) for r in read_log(run)]
+
+
 def test_stage1_overfits_one_batch(data: dict[str, Path], tmp_path: Path) -> None:
-    # One 32 px sub-image, no flips: every batch is the same batch.
-    cfg = load_config(
-        "tiny_psnr",
-        [f"data.train_dir={data['one']}", "data.flip=false", "data.rotate=false", "train.iters=200",
-         "train.log_every=1", "train.val_every=1000", "train.ckpt_every=1000", "data.batch=2"],
-    )  # fmt: skip
-    train(cfg, tmp_path / "run", progress=False)
+    train(load_config("tiny_psnr", one_batch(data, 200)), tmp_path / "run", progress=False)
     losses = [float(r["l_pix"]) for r in read_log(tmp_path / "run")]
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
 
 
-def test_cpu_bf16_autocast_learns_and_keeps_fp32_weights(data: dict[str, Path], tmp_path: Path) -> None:
-    base = [f"data.train_dir={data['one']}", "data.flip=false", "data.rotate=false", "train.iters=80",
-            "train.log_every=1", "train.val_every=1000", "train.ckpt_every=1000", "data.batch=2"]  # fmt: skip
-    train(load_config("tiny_psnr", base), tmp_path / "fp32", progress=False)
-    mixed = train(load_config("tiny_psnr", [*base, "train.amp_cpu=true"]), tmp_path / "bf16", progress=False)
-    fp32 = [float(r["l_pix"]) for r in read_log(tmp_path / "fp32")]
-    bf16 = [float(r["l_pix"]) for r in read_log(tmp_path / "bf16")]
+def test_cpu_bf16_autocast_learns_and_keeps_fp32_weights(
+    data: dict[str, Path], fp32_l1_log: list[float], tmp_path: Path
+) -> None:
+    mixed = train(load_config("tiny_psnr", one_batch(data, 80, "train.amp_cpu=true")), tmp_path, progress=False)
+    fp32 = fp32_l1_log
+    bf16 = [float(r["l_pix"]) for r in read_log(tmp_path)]
     # Same initial weights and batch: the first losses agree up to bf16 rounding, but not exactly (autocast ran).
     assert bf16[0] != fp32[0] and bf16[0] == pytest.approx(fp32[0], rel=0.05)
     assert bf16[-1] < bf16[0] / 4, (bf16[0], bf16[-1])
     assert {t.dtype for t in mixed["g"].values()} == {torch.float32}
 
 
-def test_l2_pixel_criterion_trains_on_the_squared_error(data: dict[str, Path], tmp_path: Path) -> None:
-    base = [f"data.train_dir={data['one']}", "data.flip=false", "data.rotate=false", "train.iters=80",
-            "train.log_every=1", "train.val_every=1000", "train.ckpt_every=1000", "data.batch=2"]  # fmt: skip
-    train(load_config("tiny_psnr", base), tmp_path / "l1", progress=False)
-    train(load_config("tiny_psnr", [*base, "loss.pixel_criterion=l2"]), tmp_path / "l2", progress=False)
-    l1 = [float(r["l_pix"]) for r in read_log(tmp_path / "l1")]
-    l2 = [float(r["l_pix"]) for r in read_log(tmp_path / "l2")]
+def test_l2_pixel_criterion_trains_on_the_squared_error(
+    data: dict[str, Path], fp32_l1_log: list[float], tmp_path: Path
+) -> None:
+    train(load_config("tiny_psnr", one_batch(data, 80, "loss.pixel_criterion=l2")), tmp_path, progress=False)
+    l1, l2 = fp32_l1_log, [float(r["l_pix"]) for r in read_log(tmp_path)]
     # The same weights and batch at step 1: the mean squared error lies between the squared mean error and the mean
     # error (errors under 1), strictly, as the errors differ.
     assert l1[0] ** 2 < l2[0] < l1[0], (l1[0], l2[0])

@@ -214,7 +214,9 @@ def validate(config: Config, source: str = "<config>") -> None:
     if loss.pixel_criterion not in ("l1", "l2"):
         problems.append(f"loss.pixel_criterion must be 'l1' or 'l2', not {loss.pixel_criterion!r}")
     if t.stage == "psnr" and (loss.perceptual or loss.gan):
-        problems.append("stage psnr trains on the pixel loss only: set loss.perceptual and loss.gan to 0, or stage gan")
+        problems.append(
+            "stage psnr trains on the pixel loss only: set loss.perceptual and loss.gan to 0, or use stage gan"
+        )
     if t.stage == "gan" and loss.gan > 0 and d.patch != 128:
         problems.append(f"the VGG128 discriminator takes 128 px HR patches: data.patch is {d.patch}")
     if t.stage == "gan" and not t.init_g:

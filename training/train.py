@@ -253,7 +253,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     t, d_cfg, loss_w = config.train, config.data, config.loss
-    pixel_loss = F.mse_loss if loss_w.pixel_criterion == "l2" else F.l1_loss
+    pixel_loss = {"l1": F.l1_loss, "l2": F.mse_loss}[loss_w.pixel_criterion]  # validate() named the choices
     set_threads(t.threads)
     device = pick_device(t.device)
     torch.manual_seed(t.seed)
