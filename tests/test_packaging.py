@@ -31,5 +31,8 @@ def test_the_wheel_installs_exactly_one_top_level_name(tmp_path: Path):
     ):
         assert module in names
     assert not any(name.startswith(("esrgan/tests/", "esrgan/benchmarks/")) for name in names)
+    # candidate weights (MODEL_CARD.md) stay in the repository for the next training session, not in the product
+    assert (REPO / "models/weights/candidates").is_dir()
+    assert not any(name.startswith("esrgan/models/weights/candidates/") for name in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "esrgan = esrgan.cli:app" in zipfile.ZipFile(wheel).read(entry_points).decode()
