@@ -166,7 +166,8 @@ def test_rows_measure_a_hatch_and_a_tint_added_to_a_flat_sky(gray):
     hatch = 2.0 * (1.0 if gray else 255 / 219) * np.sin(2 * np.pi * 6 * (x + y) / 64)  # 8.5 cycles per 64 px
     gan = bicubic + hatch[:, :, None] + rng.normal(0, 1.5, bicubic.shape) - (0, 0, 4)
     outputs = {0.0: bicubic / 255.0, 0.5: bicubic / 255.0, 1.0: np.clip(gan / 255.0, 0, 1)}
-    rows = {(r.method, r.alpha): r for r in image_rows("sky", hr if gray else rgb_hr, bicubic, outputs, 4)}
+    network_u8 = {alpha: to_uint8(out) for alpha, out in outputs.items()}
+    rows = {(r.method, r.alpha): r for r in image_rows("sky", hr if gray else rgb_hr, bicubic, outputs, network_u8, 4)}
     assert rows["hr", None].hatch < 0.1 and rows["network", 0.0].hatch < 0.1
     assert rows["network", 1.0].hatch == pytest.approx(2.0, rel=0.15)
     assert rows["image", 0.5].hatch == pytest.approx(1.0, rel=0.15)

@@ -170,10 +170,11 @@ def evaluate(
         lr = downscale_uint8(rgb_hr, scale)
         bicubic = bicubic_upscale(lr, scale)
         outputs = network_outputs(engine, lr, alphas)
+        network_u8 = {alpha: to_uint8(out) for alpha, out in outputs.items()}
 
-        rows += image_rows(path.name, hr, bicubic, outputs, scale)
+        rows += image_rows(path.name, hr, bicubic, outputs, network_u8, scale)
 
-        panels = comparison_panels(rgb_hr, bicubic, {a: to_uint8(o) for a, o in outputs.items()})
+        panels = comparison_panels(rgb_hr, bicubic, network_u8)
         crop_paths.append(out_dir / "crops" / f"{path.stem}.png")
         side_by_side(panels, rgb_hr).save(crop_paths[-1])
 
@@ -184,12 +185,17 @@ def evaluate(
 
 
 def image_rows(
-    name: str, hr: np.ndarray, bicubic: np.ndarray, outputs: dict[float, np.ndarray], scale: int
+    name: str,
+    hr: np.ndarray,
+    bicubic: np.ndarray,
+    outputs: dict[float, np.ndarray],
+    network_u8: dict[float, np.ndarray],
+    scale: int,
 ) -> list[Row]:
     """The rows of one image: the HR itself (NIQE and artifacts only), bicubic, then network and image interpolation
-    at every alpha of `outputs` (float [0, 1] network outputs, alpha 0 and 1 among them)."""
+    at every alpha of `outputs` (float [0, 1] network outputs, alpha 0 and 1 among them; `network_u8` the same as
+    uint8, converted once by the caller, which also crops them for the panels)."""
     rgb_hr = hr if hr.ndim == 3 else np.repeat(hr[:, :, None], 3, axis=2)
-    network_u8 = {alpha: to_uint8(out) for alpha, out in outputs.items()}
     flat, reference = flat_mask(hr), network_u8[0.0]
     candidates = [("hr", None, rgb_hr), ("bicubic", None, bicubic)]
     candidates += [("network", alpha, sr) for alpha, sr in network_u8.items()]
